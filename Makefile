@@ -1,0 +1,41 @@
+# Bulwark: every target bootstraps what it needs on a fresh machine.
+#   make demo   backup, change, incremental backup, restore and verify on the local stack
+#   make test   the whole test suite (what CI runs)
+#   make bench  the data-mover benchmark side by side with restic and borg
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+
+.PHONY: setup test demo bench lint clean
+
+setup: $(STAMP) node_modules/.package-lock.json
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+demo: setup
+	$(BIN)/python -m scripts.demo
+
+bench: setup
+	$(BIN)/python -m scripts.bench
+
+clean:
+	rm -rf $(VENV) node_modules .local bench-results

@@ -1,0 +1,160 @@
+"""The one error tree of Bulwark.
+
+Everything ``shared/`` raises on purpose is a :class:`BulwarkError`. Each class carries a stable
+``code`` (for logs and HTTP bodies), an ``exit_code`` (for the CLI, documented in the README) and
+a ``hint``: what the user should do next. Adapters translate SDK exceptions into these once, at the
+boundary, with ``raise ... from exc``; nothing above an adapter sees an SDK exception.
+
+    BulwarkError
+    ├── UsageError                    bad input from a person or a caller (exit 2)
+    ├── ConfigError                   missing or invalid settings (exit 3)
+    ├── StorageError                  the blob store failed (exit 4)
+    │   ├── BlobNotFoundError
+    │   ├── BlobExistsError
+    │   ├── StorageAuthError
+    │   ├── LeaseHeldError
+    │   └── TransientStorageError     the only storage error that is retried
+    ├── RepositoryError               the repository is missing, locked or inconsistent (exit 5)
+    │   ├── RepositoryNotFoundError
+    │   ├── RepositoryExistsError
+    │   ├── RepositoryLockedError
+    │   ├── PointNotFoundError
+    │   └── IntegrityError            stored data fails authentication or structure checks (exit 6)
+    ├── WrongKeyError                 no key slot opens with the given secret (exit 7)
+    └── SourceError                   the data being backed up cannot be read (exit 8)
+
+Messages never contain secrets: SAS signatures, account keys and passphrases are redacted by
+:func:`redact` before they reach an exception.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "BlobExistsError",
+    "BlobNotFoundError",
+    "BulwarkError",
+    "ConfigError",
+    "IntegrityError",
+    "LeaseHeldError",
+    "PointNotFoundError",
+    "RepositoryError",
+    "RepositoryExistsError",
+    "RepositoryLockedError",
+    "RepositoryNotFoundError",
+    "SourceError",
+    "StorageAuthError",
+    "StorageError",
+    "TransientStorageError",
+    "UsageError",
+    "WrongKeyError",
+    "redact",
+]
+
+
+class BulwarkError(Exception):
+    """Base of every error Bulwark raises deliberately."""
+
+    code = "bulwark_error"
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class UsageError(BulwarkError):
+    code = "usage"
+    exit_code = 2
+
+
+class ConfigError(BulwarkError):
+    code = "config"
+    exit_code = 3
+
+
+class StorageError(BulwarkError):
+    code = "storage"
+    exit_code = 4
+
+
+class BlobNotFoundError(StorageError):
+    code = "blob_not_found"
+
+
+class BlobExistsError(StorageError):
+    code = "blob_exists"
+
+
+class StorageAuthError(StorageError):
+    code = "storage_auth"
+
+
+class LeaseHeldError(StorageError):
+    code = "lease_held"
+
+
+class TransientStorageError(StorageError):
+    """A failure that may succeed when retried: timeouts, throttling, 5xx, resets."""
+
+    code = "storage_transient"
+
+
+class RepositoryError(BulwarkError):
+    code = "repository"
+    exit_code = 5
+
+
+class RepositoryNotFoundError(RepositoryError):
+    code = "repository_not_found"
+
+
+class RepositoryExistsError(RepositoryError):
+    code = "repository_exists"
+
+
+class RepositoryLockedError(RepositoryError):
+    code = "repository_locked"
+
+
+class PointNotFoundError(RepositoryError):
+    code = "point_not_found"
+
+
+class IntegrityError(RepositoryError):
+    code = "integrity"
+    exit_code = 6
+
+
+class WrongKeyError(BulwarkError):
+    code = "wrong_key"
+    exit_code = 7
+
+
+class SourceError(BulwarkError):
+    code = "source"
+    exit_code = 8
+
+
+_SECRET_PATTERNS = (
+    # SAS signature and other signed query values
+    (re.compile(r"(?i)\b(sig|se|skoid|sktid|skt|ske|sks|skv)=[^&\s'\"]+"), r"\1=REDACTED"),
+    # account keys in connection strings
+    (re.compile(r"(?i)(AccountKey|SharedAccessSignature)=[^;\s'\"]+"), r"\1=REDACTED"),
+    # passwords in connection strings
+    (re.compile(r"(?i)(Password|Pwd)=[^;\s'\"]+"), r"\1=REDACTED"),
+)
+
+
+def redact(text: str) -> str:
+    """Remove secrets (SAS signatures, account keys, passwords) from text meant for people."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
