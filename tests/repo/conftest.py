@@ -16,6 +16,9 @@ PASSPHRASE = "test passphrase"
 def repo(tmp_path: Path) -> Repository:
     # A small pack target exercises many packs and index flushes on small images.
     return Repository.init(
-        DirectoryStore(tmp_path / "repo", fsync=False), PASSPHRASE, SystemClock(),
-        scrypt=ScryptParams(n=2**10), pack_target=4 << 20,
+        DirectoryStore(tmp_path / "repo", fsync=False),
+        PASSPHRASE,
+        SystemClock(),
+        scrypt=ScryptParams(n=2**10),
+        pack_target=4 << 20,
     )

@@ -59,3 +59,42 @@ def punch_hole(path: Path, offset: int, length: int) -> None:
 
 def allocated_bytes(path: Path) -> int:
     return os.stat(path).st_blocks * 512
+
+
+def diff_ranges(old: Path, new: Path, page: int = 4096) -> dict[str, list[list[int]]]:
+    """What a page-range diff between two snapshots reports: pages that differ.
+
+    Pages that became zero are reported as cleared, the rest as changed (Azure reports
+    trimmed pages as cleared and rewritten ones as changed).
+    """
+    changed: list[list[int]] = []
+    cleared: list[list[int]] = []
+    zero = bytes(page)
+    with old.open("rb") as a, new.open("rb") as b:
+        offset = 0
+        while True:
+            left, right = a.read(page), b.read(page)
+            if not left and not right:
+                break
+            if left != right:
+                target = cleared if right == zero[: len(right)] else changed
+                if target and target[-1][0] + target[-1][1] == offset:
+                    target[-1][1] += len(right)
+                else:
+                    target.append([offset, len(right)])
+            offset += max(len(left), len(right))
+    return {"changed": changed, "cleared": cleared}
+
+
+def build_tree(root: Path, seed: int = 3) -> Path:
+    """A small directory tree of text and binary files to put into an ext4 image."""
+    rng = random.Random(seed)
+    (root / "etc").mkdir(parents=True)
+    (root / "var" / "log").mkdir(parents=True)
+    (root / "home" / "user" / "data").mkdir(parents=True)
+    (root / "etc" / "hostname").write_text("bulwark-test\n")
+    (root / "var" / "log" / "app.log").write_bytes(compressible(rng, 3 * MiB + 123))
+    (root / "home" / "user" / "data" / "blob.bin").write_bytes(rng.randbytes(2 * MiB + 7))
+    for n in range(20):
+        (root / "home" / "user" / f"note-{n}.txt").write_text(f"note {n}\n" * (n + 1))
+    return root

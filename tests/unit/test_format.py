@@ -54,7 +54,13 @@ def test_pack_trailer_lists_every_block_and_blocks_authenticate() -> None:
     for data in blocks:
         codec, body = compress(data, 1)
         block_id = KEY.block_id(data)
-        writer.add(block_id, ObjectType.DATA_BLOCK, codec, seal_block(KEY, ObjectType.DATA_BLOCK, codec, block_id, body), len(data))
+        writer.add(
+            block_id,
+            ObjectType.DATA_BLOCK,
+            codec,
+            seal_block(KEY, ObjectType.DATA_BLOCK, codec, block_id, body),
+            len(data),
+        )
     pack_id, view, entries = writer.finish()
     data = bytes(view)
     assert read_trailer(KEY, pack_id, data) == entries

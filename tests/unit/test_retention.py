@@ -32,7 +32,12 @@ def test_gfs_rules_combine_and_explain() -> None:
     decision = apply_retention(points, RetentionPolicy(daily=7, weekly=4, monthly=12, yearly=2))
     kept = set(decision.keep)
     assert {f"disk-a-{n:03d}" for n in range(393, 400)} <= kept
-    assert decision.reasons["disk-a-399"] == ["daily 2027-02-04", "weekly 2027-W05", "monthly 2027-02", "yearly 2027"]
+    assert decision.reasons["disk-a-399"] == [
+        "daily 2027-02-04",
+        "weekly 2027-W05",
+        "monthly 2027-02",
+        "yearly 2027",
+    ]
     # the newest point of December 2026 is kept as that month's
     assert "monthly 2026-12" in decision.reasons["disk-a-364"]
     assert len(kept) + len(decision.remove) == 400
