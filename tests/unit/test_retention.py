@@ -21,7 +21,7 @@ def test_keep_last_keeps_the_newest() -> None:
 
 
 def test_daily_keeps_newest_point_of_each_day() -> None:
-    points = daily_points(3) + [PointRef("early", START + timedelta(days=2, hours=-5), "disk-a")]
+    points = [*daily_points(3), PointRef("early", START + timedelta(days=2, hours=-5), "disk-a")]
     decision = apply_retention(points, RetentionPolicy(daily=3))
     assert "early" in decision.remove
     assert decision.reasons["disk-a-002"] == ["daily 2026-01-03"]
