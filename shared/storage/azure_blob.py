@@ -197,9 +197,7 @@ class AzureBlobLease:
         try:
             self._client.renew()
         except ResourceNotFoundError as exc:
-            raise LeaseHeldError(
-                f"Lost the lease on '{self._key}' in {self._where}: the object was deleted."
-            ) from exc
+            raise LeaseHeldError(f"Lost the lease on '{self._key}' in {self._where}: the object was deleted.") from exc
         except AzureError as exc:
             raise _translate(exc, self._key, self._where) from exc
 
@@ -237,10 +235,7 @@ def _translate(exc: AzureError, key: str, where: str) -> StorageError:
         return BlobExistsError(f"Object {subject} already exists.")
     if isinstance(exc, ClientAuthenticationError) or status == 403:
         return StorageAuthError(f"Access to {subject} was refused ({reason}).", hint=_AUTH_HINT)
-    if (
-        isinstance(exc, ServiceRequestError | ServiceResponseError | IncompleteReadError)
-        or status in _TRANSIENT_STATUS
-    ):
+    if isinstance(exc, ServiceRequestError | ServiceResponseError | IncompleteReadError) or status in _TRANSIENT_STATUS:
         return TransientStorageError(f"Temporary failure on {subject} ({reason}).")
     return StorageError(f"Storage failure on {subject} ({reason}).")
 

@@ -143,9 +143,7 @@ class RetryingBlobStore:
         self._backoff.run(f"delete '{key}'", lambda: self._inner.delete(key))
 
     def acquire_lease(self, key: str, *, ttl_seconds: int) -> Lease:
-        lease = self._backoff.run(
-            f"lease '{key}'", lambda: self._inner.acquire_lease(key, ttl_seconds=ttl_seconds)
-        )
+        lease = self._backoff.run(f"lease '{key}'", lambda: self._inner.acquire_lease(key, ttl_seconds=ttl_seconds))
         return _RetryingLease(lease, key, self._backoff)
 
     def _holds(self, key: str, data: Buffer) -> bool:

@@ -97,9 +97,7 @@ class TestAzureSpecifics:
         lease.release()
         store.delete("locks/held")
 
-    def test_wrong_key_is_an_auth_error_without_secrets(
-        self, azurite: Azurite, container: ContainerClient
-    ) -> None:
+    def test_wrong_key_is_an_auth_error_without_secrets(self, azurite: Azurite, container: ContainerClient) -> None:
         wrong = azurite.connection_string.replace(
             azurite.connection_string.split("AccountKey=")[1].split(";")[0], "d3Jvbmc="
         )
@@ -109,9 +107,7 @@ class TestAzureSpecifics:
         assert "d3Jvbmc=" not in str(caught.value)
 
     def test_unreachable_service_is_transient(self) -> None:
-        client = ContainerClient(
-            "http://127.0.0.1:9/devstoreaccount1", "nothing", retry_total=0, connection_timeout=1
-        )
+        client = ContainerClient("http://127.0.0.1:9/devstoreaccount1", "nothing", retry_total=0, connection_timeout=1)
         with pytest.raises(TransientStorageError):
             AzureBlobStore(client).get("config")
 

@@ -108,9 +108,7 @@ def test_attempts_are_bounded(faulty: FaultyBlobStore, retrying: RetryingBlobSto
 
 def test_backoff_grows_exponentially_with_full_jitter(faulty: FaultyBlobStore) -> None:
     sleeps = Sleeps()
-    store = RetryingBlobStore(
-        faulty, attempts=6, base_delay=0.5, max_delay=3.0, sleep=sleeps, jitter=lambda: 1.0
-    )
+    store = RetryingBlobStore(faulty, attempts=6, base_delay=0.5, max_delay=3.0, sleep=sleeps, jitter=lambda: 1.0)
     faulty.fail("get", transient(), times=5)
     with pytest.raises(BlobNotFoundError):
         store.get("k")
@@ -132,9 +130,7 @@ def test_default_jitter_stays_within_the_cap(faulty: FaultyBlobStore, sleeps: Sl
     assert all(0 <= slept <= cap for slept, cap in zip(sleeps, caps, strict=True))
 
 
-def test_put_whose_first_attempt_landed_counts_as_success(
-    faulty: FaultyBlobStore, retrying: RetryingBlobStore
-) -> None:
+def test_put_whose_first_attempt_landed_counts_as_success(faulty: FaultyBlobStore, retrying: RetryingBlobStore) -> None:
     faulty.fail("put", transient(), after_call=True)  # stored, but the response was lost
     retrying.put("packs/p1", memoryview(b"pack bytes"))
     assert faulty.inner.get("packs/p1") == b"pack bytes"
@@ -153,17 +149,13 @@ def test_put_meeting_a_different_object_after_a_retry_still_fails(
         retrying.put("config", b"mine")
 
 
-def test_put_on_an_existing_key_without_retry_fails(
-    faulty: FaultyBlobStore, retrying: RetryingBlobStore
-) -> None:
+def test_put_on_an_existing_key_without_retry_fails(faulty: FaultyBlobStore, retrying: RetryingBlobStore) -> None:
     faulty.inner.put("k", b"same")
     with pytest.raises(BlobExistsError):
         retrying.put("k", b"same")  # no transient failure first: not our write
 
 
-def test_broken_listing_resumes_without_repeating_keys(
-    faulty: FaultyBlobStore, retrying: RetryingBlobStore
-) -> None:
+def test_broken_listing_resumes_without_repeating_keys(faulty: FaultyBlobStore, retrying: RetryingBlobStore) -> None:
     for key in ["a", "b", "c"]:
         faulty.inner.put(key, b"x")
     faulty.fail("list", transient(), after_call=True)
