@@ -268,9 +268,7 @@ def _db_page(rng: random.Random) -> bytes:
 def _line_pointers(count: int) -> bytes:
     """Offset, flags and length of each row; they depend only on the row count, so cache them."""
     upper = _DB_PAGE - count * _ROW.size
-    return struct.pack(
-        f"<{count}I", *(((upper + i * _ROW.size) | (1 << 15) | (_ROW.size << 17)) for i in range(count))
-    )
+    return struct.pack(f"<{count}I", *(((upper + i * _ROW.size) | (1 << 15) | (_ROW.size << 17)) for i in range(count)))
 
 
 # --- building and mutating ---------------------------------------------------------------------
@@ -304,9 +302,7 @@ class ChangedRanges:
         return sum(length for _, length in self.cleared)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"changed": [list(r) for r in self.changed], "cleared": [list(r) for r in self.cleared]}
-        )
+        return json.dumps({"changed": [list(r) for r in self.changed], "cleared": [list(r) for r in self.cleared]})
 
     @classmethod
     def from_json(cls, text: str) -> ChangedRanges:
@@ -386,6 +382,21 @@ def data_extents(fd: int) -> list[Range]:
 def allocated_bytes(path: Path) -> int:
     """The space a file occupies on disk, which is what tells whether holes were kept."""
     return path.stat().st_blocks * 512
+
+
+def nonzero_blocks(path: Path, block: int = MIB) -> int:
+    """How many ``block``-sized pieces hold a non-zero byte: the least a restore must allocate
+    when it writes whole blocks and leaves the rest as holes."""
+    zero = bytes(block)
+    with path.open("rb") as f:
+        fd = f.fileno()
+        candidates = {
+            index
+            for offset, length in data_extents(fd)
+            for index in range(offset // block, (offset + length - 1) // block + 1)
+        }
+        chunks = (os.pread(fd, block, index * block) for index in candidates)
+        return sum(chunk != zero[: len(chunk)] for chunk in chunks)
 
 
 _FALLOC_FL_KEEP_SIZE = 0x01

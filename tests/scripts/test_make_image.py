@@ -23,6 +23,7 @@ from scripts.make_image import (
     diff_images,
     main,
     mutate_image,
+    nonzero_blocks,
     plan_layout,
 )
 
@@ -87,6 +88,18 @@ def test_holes_stay_unallocated(tmp_path: Path) -> None:
     with image.open("rb") as f:
         allocated = sum(length for _, length in data_extents(f.fileno()))
     assert allocated == (16 - layout.mib_of(Kind.HOLE)) * MIB
+
+
+def test_nonzero_blocks_ignores_holes_and_written_zeros(tmp_path: Path) -> None:
+    image = tmp_path / "disk.img"
+    with image.open("wb") as f:
+        f.truncate(8 * MIB)
+        os.pwrite(f.fileno(), bytes(MIB), 0)  # allocated but all zeros
+        os.pwrite(f.fileno(), b"x", 3 * MIB + 5)
+        os.pwrite(f.fileno(), b"y" * 10, 8 * MIB - 10)
+
+    assert nonzero_blocks(image) == 2
+    assert nonzero_blocks(image, block=4096) == 2
 
 
 def test_blocks_are_all_different_and_compress_like_real_data() -> None:
