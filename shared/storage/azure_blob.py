@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import (
     AzureError,
@@ -44,7 +44,7 @@ from shared.core.errors import (
     redact,
 )
 from shared.storage.directory import check_key, check_lease_ttl
-from shared.storage.port import BlobInfo, Buffer
+from shared.storage.port import BlobInfo, BlobStore, Buffer
 
 __all__ = ["CLIENT_OPTIONS", "MIN_LEASE_SECONDS", "AzureBlobLease", "AzureBlobStore"]
 
@@ -286,3 +286,9 @@ class _BufferReader(io.RawIOBase):
 
     def readall(self) -> bytes:
         return self.read(-1)
+
+
+if TYPE_CHECKING:  # mypy checks that the class implements the port (and its leases)
+
+    def _conforms(container: ContainerClient) -> BlobStore:
+        return AzureBlobStore(container)

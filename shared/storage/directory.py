@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.core.errors import (
     BlobExistsError,
@@ -36,7 +37,7 @@ from shared.core.errors import (
     TransientStorageError,
     UsageError,
 )
-from shared.storage.port import BlobInfo, Buffer
+from shared.storage.port import BlobInfo, BlobStore, Buffer
 
 __all__ = ["MAX_LEASE_SECONDS", "DirectoryLease", "DirectoryStore", "check_key", "check_lease_ttl"]
 
@@ -341,3 +342,9 @@ def _translate(exc: OSError, key: str, where: str) -> StorageError:
     if exc.errno in _TRANSIENT_ERRNOS:
         return TransientStorageError(f"Temporary failure on {subject}: {exc.strerror}.")
     return StorageError(f"Storage failure on {subject}: {exc.strerror or exc}.")
+
+
+if TYPE_CHECKING:  # mypy checks that the class implements the port (and its leases)
+
+    def _conforms(root: Path) -> BlobStore:
+        return DirectoryStore(root)

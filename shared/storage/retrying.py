@@ -23,7 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.core.errors import BlobExistsError, TransientStorageError, UsageError
 from shared.storage.port import BlobInfo, BlobStore, Buffer, Lease
@@ -163,3 +163,9 @@ class _RetryingLease:
 
     def release(self) -> None:
         self._backoff.run(f"release lease '{self._key}'", self._inner.release)
+
+
+if TYPE_CHECKING:  # mypy checks that the class implements the port (and its leases)
+
+    def _conforms(inner: BlobStore) -> BlobStore:
+        return RetryingBlobStore(inner)

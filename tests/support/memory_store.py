@@ -6,7 +6,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.core.errors import BlobExistsError, BlobNotFoundError, LeaseHeldError, UsageError
 from shared.storage.directory import check_key, check_lease_ttl
@@ -229,3 +229,9 @@ class _FaultyLease:
 
     def release(self) -> None:
         self._store.call("release", self._inner.release)
+
+
+if TYPE_CHECKING:  # mypy checks that the classes implement the port (and its leases)
+
+    def _conforms(inner: BlobStore) -> tuple[BlobStore, BlobStore]:
+        return InMemoryBlobStore(), FaultyBlobStore(inner)
