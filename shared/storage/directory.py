@@ -21,6 +21,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 import time
 import uuid
@@ -127,8 +128,8 @@ class DirectoryStore:
         except OSError as exc:
             raise _translate(exc, key, self.describe()) from exc
         try:
-            if length is None:
-                length = max(os.fstat(fd).st_size - offset, 0)
+            available = max(os.fstat(fd).st_size - offset, 0)
+            length = available if length is None else min(length, available)
             chunks: list[bytes] = []
             while length > 0:
                 chunk = os.pread(fd, length, offset)
@@ -149,13 +150,18 @@ class DirectoryStore:
             st = path.stat()
         except OSError as exc:
             raise _translate(exc, key, self.describe()) from exc
-        if not path.is_file():
+        if not stat.S_ISREG(st.st_mode):
             raise BlobNotFoundError(f"No object '{key}' in {self.describe()}.")
         return BlobInfo(key=key, size=st.st_size, modified=st.st_mtime)
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
         # Start at the deepest folder the prefix names, then filter by the rest of it.
         folder, _, _ = prefix.rpartition("/")
+        if folder:
+            try:
+                check_key(folder)
+            except UsageError:
+                return  # no key lies under a folder that is not a key (and we never leave the root)
         start = f"{folder}/" if folder else ""
         try:
             yield from self._walk(self._root / folder if folder else self._root, start, prefix)

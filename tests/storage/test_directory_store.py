@@ -113,3 +113,17 @@ def test_without_fsync(tmp_path: Path) -> None:
     store = DirectoryStore(tmp_path, fsync=False)
     store.put("a", memoryview(b"abc")[1:])
     assert store.get("a") == b"bc"
+
+
+def test_list_never_leaves_the_root(tmp_path: Path) -> None:
+    (tmp_path / "outside").write_bytes(b"secret")
+    store = DirectoryStore(tmp_path / "repo")
+    store.put("inside", b"1")
+    for prefix in ["../", "../out", "/", str(tmp_path) + "/", "a//b/", "./"]:
+        assert list(store.list(prefix)) == []
+
+
+def test_huge_range_reads_what_exists(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    store.put("small", b"abc")
+    assert store.get("small", offset=1, length=1 << 60) == b"bc"
