@@ -138,7 +138,7 @@ class ComputeProvider:
         prefix = (ctx.resource_group_id() if in_group else f"/subscriptions/{ctx.subscription()}").lower()
         if in_group:
             ctx.require_resource_group()
-        marker = f"/providers/{NAMESPACE.lower()}/{collection}/"
+        marker = f"/providers/{NAMESPACE.lower()}/{collection.lower()}/"
         items = [
             record["doc"]
             for key, record in self._state.items("resources")

@@ -256,7 +256,8 @@ class DataPlane:
         body: Iterator[bytes] | bytes = b""
         if request.method == "GET" and end > start:
             body = self._pages.iter_read(blob, start, end - start)
-        response = Response(body, status=status, headers=headers, direct_passthrough=True)
+        response = Response(body, status=status, direct_passthrough=True)
+        response.headers.update(headers)  # after the body: HEAD keeps the blob's Content-Length
         response.content_type = "application/octet-stream"
         return response
 

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -25,10 +25,25 @@ class SimulatorEndpoints:
     ca_bundle: str
     pid: int
     state_dir: str
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def admin(self) -> str:
         return f"{self.arm}/_bulwark"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; reaps the child when this process started it."""
+        if self.process is None:
+            stop_process(self.pid, timeout=timeout)
+            return
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def start_simulator(state_dir: Path, *, log_file: Path | None = None, timeout: float = 30.0) -> SimulatorEndpoints:
@@ -54,11 +69,16 @@ def start_simulator(state_dir: Path, *, log_file: Path | None = None, timeout: f
             raise RuntimeError(f"the simulator exited with {process.returncode}; see {log_path}")
         if time.monotonic() > deadline:
             process.kill()
+            process.wait()
             raise RuntimeError(f"the simulator did not start within {timeout:.0f} s; see {log_path}")
         time.sleep(0.05)
     info = json.loads(ready.read_text())
-    endpoints = SimulatorEndpoints(info["arm"], info["data"], info["caBundle"], process.pid, str(state_dir))
-    wait_until_healthy(endpoints.admin + "/health", endpoints.ca_bundle, timeout=timeout)
+    endpoints = SimulatorEndpoints(info["arm"], info["data"], info["caBundle"], process.pid, str(state_dir), process)
+    try:
+        wait_until_healthy(endpoints.admin + "/health", endpoints.ca_bundle, timeout=timeout)
+    except OSError:
+        endpoints.stop()
+        raise
     return endpoints
 
 
@@ -119,4 +139,4 @@ def running_simulator(state_dir: Path) -> Iterator[SimulatorEndpoints]:
     try:
         yield endpoints
     finally:
-        stop_process(endpoints.pid)
+        endpoints.stop()

@@ -65,7 +65,12 @@ class Simulator:
         arm_server = make_server(self._host, self._ports[0], self._arm_app, threaded=True, ssl_context=context)
         self.arm_url = f"https://{self._host}:{arm_server.server_port}"
         for server in (arm_server, data_server):
-            thread = threading.Thread(target=server.serve_forever, name=f"sim-{server.server_port}", daemon=True)
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"sim-{server.server_port}",
+                daemon=True,
+            )
             thread.start()
             self._servers.append(server)
             self._threads.append(thread)
