@@ -297,7 +297,7 @@ class Tool(Protocol):
 
     def full(self, run: Runner, repo: Path, images: Images) -> StepResult: ...
 
-    def incrementals(self, run: Runner, repo: Path, images: Images, full: StepResult) -> list[StepResult]: ...
+    def incrementals(self, run: Runner, repo: Path, images: Images) -> list[StepResult]: ...
 
     def restores(self, run: Runner, repo: Path, images: Images, target: Path) -> list[Restored]: ...
 
@@ -317,7 +317,7 @@ class Restic:
     def full(self, run: Runner, repo: Path, images: Images) -> StepResult:
         return _step(self.name, "full", run.timed(["restic", "-r", repo, "--quiet", "backup", images.disk]))
 
-    def incrementals(self, run: Runner, repo: Path, images: Images, full: StepResult) -> list[StepResult]:
+    def incrementals(self, run: Runner, repo: Path, images: Images) -> list[StepResult]:
         # restic finds the parent snapshot itself; the changed mtime makes it re-read the whole file.
         measured = run.timed(["restic", "-r", repo, "--quiet", "backup", images.disk])
         return [_step(self.name, "incremental", measured)]
@@ -340,7 +340,7 @@ class BorgFixed:
         measured = run.timed(["borg", "create", *self.create_options, f"{repo}::full", images.disk])
         return _step(self.name, "full", measured)
 
-    def incrementals(self, run: Runner, repo: Path, images: Images, full: StepResult) -> list[StepResult]:
+    def incrementals(self, run: Runner, repo: Path, images: Images) -> list[StepResult]:
         measured = run.timed(["borg", "create", *self.create_options, f"{repo}::incremental", images.disk])
         return [_step(self.name, "incremental", measured)]
 
@@ -370,7 +370,7 @@ class Bulwark:
     def full(self, run: Runner, repo: Path, images: Images) -> StepResult:
         return self._backup(run, "full", [images.disk, "--repo", repo])
 
-    def incrementals(self, run: Runner, repo: Path, images: Images, full: StepResult) -> list[StepResult]:
+    def incrementals(self, run: Runner, repo: Path, images: Images) -> list[StepResult]:
         parent: list[str | Path] = ["--parent", self._points["full"]]
         ranges: list[str | Path] = ["--changed-ranges", images.ranges]
         by_ranges = self._backup(run, "incremental-ranges", [images.disk, "--repo", repo, *parent, *ranges])
@@ -439,7 +439,7 @@ def run_trial(tool: Tool, run: Runner, scratch: Path, base: Path) -> list[StepRe
     full.repo_bytes = du_bytes(repo)
     diff = mutate_image(images.disk, pct=MUTATE_PCT, seed=MUTATE_SEED)
     images.ranges.write_text(diff.to_json())
-    incrementals = tool.incrementals(run, repo, images, full)
+    incrementals = tool.incrementals(run, repo, images)
     for incremental in incrementals:
         incremental.repo_bytes = du_bytes(repo)  # after each: the growth is what it stored
     results = [full, *incrementals]
@@ -558,9 +558,10 @@ def run_memory(bulwark: Path, run: Runner, scratch: Path, spec: MemoryRun) -> St
     """Back up a big sparse image with Bulwark and record its peak RSS."""
     image, repo = scratch / f"sparse-{spec.disk_gib}g.img", scratch / f"repo-sparse-{spec.disk_gib}g"
     layout = plan_layout(spec.disk_gib * 1024, IMAGE_SEED, spec.data_gib * 1024)
-    console.print(f"  building {image.name}: {layout.describe()}")
     try:
+        started = time.perf_counter()
         build_image(image, layout, IMAGE_SEED)
+        console.print(f"  built {image.name} ({layout.describe()}) in {time.perf_counter() - started:.1f} s")
         run.run([bulwark, "repo", "init", "--repo", repo])
         measured = run.timed([bulwark, "backup-image", image, "--repo", repo, "--json"])
         result = _step("bulwark", f"sparse {spec.disk_gib} GiB / {spec.data_gib} GiB data", measured)
@@ -817,37 +818,51 @@ def build_tools(names: Sequence[str]) -> list[Tool]:
     return [factories[name]() for name in names]
 
 
-def bench(options: Options, scratch: Path) -> int:
-    run = Runner(scratch)
+@dataclass(frozen=True)
+class Outcome:
+    layout: Layout
+    ceiling: Ceiling
+    trials: list[list[StepResult]]
+    memory: list[StepResult]
+
+    @property
+    def steps(self) -> list[StepResult]:
+        return median_steps(self.trials)
+
+
+def measure(options: Options, run: Runner, scratch: Path) -> Outcome:
     tools = build_tools(options.tools)
     base = scratch / "base.img"
     layout = plan_layout(options.size_mib, IMAGE_SEED)
     started = time.perf_counter()
     build_image(base, layout, IMAGE_SEED)
     console.print(f"image {layout.describe()} built in {time.perf_counter() - started:.1f} s")
-
     ceiling = measure_ceiling(base, layout)
     trials = []
     for trial in range(options.trials):
         for tool in tools:
             console.print(f"trial {trial + 1}/{options.trials}: {tool.name}")
             trials.append(run_trial(tool, run, scratch, base))
-    steps = median_steps(trials)
+    base.unlink()
     memory = []
     if "bulwark" in options.tools:
         for spec in options.memory_runs:
             console.print(f"memory run: {spec.disk_gib} GiB disk, {spec.data_gib} GiB data")
             memory.append(run_memory(bulwark_executable(), run, scratch, spec))
+    return Outcome(layout, ceiling, trials, memory)
 
+
+def report(outcome: Outcome, options: Options, run: Runner) -> bool:
+    """Print and save everything; True when every restore was byte-identical."""
+    steps = outcome.steps
     comparisons = compare(steps)
-    found = verdicts(steps, comparisons, memory, ceiling)
+    found = verdicts(steps, comparisons, outcome.memory, outcome.ceiling)
     print_steps(steps, comparisons)
-    if memory:
-        print_memory(memory)
-    print_ceiling(ceiling, steps)
+    if outcome.memory:
+        print_memory(outcome.memory)
+    print_ceiling(outcome.ceiling, steps)
     print_verdicts(found)
-    restores = [s for s in steps if "identical" in s.details]
-    all_identical = all(s.details["identical"] for s in restores)
+    identical = all(s.details["identical"] for s in steps if "identical" in s.details)
     write_json(
         {
             "machine": {
@@ -857,20 +872,19 @@ def bench(options: Options, scratch: Path) -> int:
             },
             "versions": tool_versions(options.tools, run),
             "options": asdict(options),
-            "image": {"layout": layout.describe(), "mutate_pct": MUTATE_PCT, "seed": IMAGE_SEED},
-            "ceiling": asdict(ceiling),
+            "image": {"layout": outcome.layout.describe(), "mutate_pct": MUTATE_PCT, "seed": IMAGE_SEED},
+            "ceiling": asdict(outcome.ceiling),
             "steps": [asdict(s) for s in steps],
-            "trials": [[asdict(s) for s in trial] for trial in trials],
+            "trials": [[asdict(s) for s in trial] for trial in outcome.trials],
             "comparisons": [asdict(c) | {"passed": c.passed} for c in comparisons],
-            "memory": [asdict(m) for m in memory],
+            "memory": [asdict(m) for m in outcome.memory],
             "targets": [asdict(v) for v in found],
-            "restores_identical": all_identical,
+            "restores_identical": identical,
         }
     )
-    if not all_identical:
+    if not identical:
         console.print("[red bold]a restore is not byte-identical to its image[/]")
-        return 1
-    return 0
+    return identical
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -884,8 +898,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[red]bench: {exc}[/]")
         return 2
     console.print(f"scratch directory {scratch}")
+    started = time.perf_counter()
     try:
-        return bench(options, scratch)
+        run = Runner(scratch)
+        identical = report(measure(options, run, scratch), options, run)
+        console.print(f"benchmark finished in {time.perf_counter() - started:.0f} s")
+        return 0 if identical else 1
     except BenchError as exc:
         console.print(f"[red]bench: {exc}[/]")
         return 2
