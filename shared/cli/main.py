@@ -45,6 +45,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help texts contain [brackets] that are not markup
 )
 repo_app = typer.Typer(help="Create and inspect repositories.", no_args_is_help=True)
 app.add_typer(repo_app, name="repo")
@@ -97,10 +98,7 @@ def repo_init(repo: RepoOption = None, password_file: PasswordFileOption = None)
 
     Example: BULWARK_PASSWORD=... bulwark repo init --repo /backups/bulwark
     """
-    store = store_for(repo)
-    ensure = getattr(store, "ensure_container", None)
-    if callable(ensure):
-        ensure()
+    store = store_for(repo, create=True)
     created = Repository.init(store, read_passphrase(password_file, confirm=True), SystemClock())
     err_console.print(f"created repository {created.config.repo_id} at {store.describe()}")
     err_console.print("keep the passphrase safe: without it the data cannot be read by anyone")
@@ -122,9 +120,7 @@ def backup_image_cmd(
             "only these ranges are read.",
         ),
     ] = None,
-    tag: Annotated[
-        list[str] | None, typer.Option("--tag", help="Label the point: key=value (repeatable).")
-    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Label the point: key=value (repeatable).")] = None,
     workers: WorkersOption = 2,
     as_json: JsonOption = False,
 ) -> None:
@@ -136,8 +132,10 @@ def backup_image_cmd(
     Example: bulwark backup-image disk.img --repo /backups --parent latest --changed-ranges diff.json
     """
     repository = open_repository(repo, password_file)
-    parent_point = repository.load_point(repository.resolve_point(parent)) if parent else None
     with ImageFileSource(file) as source:
+        parent_point = None
+        if parent:
+            parent_point = repository.load_point(repository.resolve_point(parent, source=source.source_id))
         changes = None
         if changed_ranges is not None:
             try:
@@ -168,9 +166,7 @@ def backup_image_cmd(
 
 
 @app.command("points")
-def points_cmd(
-    repo: RepoOption = None, password_file: PasswordFileOption = None, as_json: JsonOption = False
-) -> None:
+def points_cmd(repo: RepoOption = None, password_file: PasswordFileOption = None, as_json: JsonOption = False) -> None:
     """List restore points, oldest first."""
     repository = open_repository(repo, password_file)
     points = repository.list_points()
@@ -225,9 +221,7 @@ def restore_image_cmd(
     size = chosen.image.size if chosen.image else 0
     with progress_bar(f"restore {chosen.point_id}", size, enabled=not as_json) as bar:
         advance = (lambda n: bar.advance(bar.task_ids[0], n)) if bar else None
-        result = restore_image(
-            repository, chosen, target, overwrite=overwrite, workers=workers, progress=advance
-        )
+        result = restore_image(repository, chosen, target, overwrite=overwrite, workers=workers, progress=advance)
     if as_json:
         _emit_json(result.to_dict())
     else:
@@ -257,9 +251,7 @@ def verify_cmd(
     else:
         for problem in report.problems:
             affected = ", ".join(problem.points) or "none"
-            err_console.print(
-                f"[red]damaged[/red] {problem.name}: {problem.message}; affected points: {affected}"
-            )
+            err_console.print(f"[red]damaged[/red] {problem.name}: {problem.message}; affected points: {affected}")
         status = "ok" if report.ok else f"{len(report.problems)} problem(s)"
         err_console.print(
             f"verify {status}: {report.points} points, {report.packs} packs"
@@ -279,9 +271,7 @@ def forget_cmd(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     keep_last: Annotated[int, typer.Option("--keep-last", min=0, help="Keep the N newest points.")] = 0,
-    keep_daily: Annotated[
-        int, typer.Option("--keep-daily", min=0, help="Keep the newest point of N days.")
-    ] = 0,
+    keep_daily: Annotated[int, typer.Option("--keep-daily", min=0, help="Keep the newest point of N days.")] = 0,
     keep_weekly: Annotated[int, typer.Option("--keep-weekly", min=0, help="... of N ISO weeks.")] = 0,
     keep_monthly: Annotated[int, typer.Option("--keep-monthly", min=0, help="... of N months.")] = 0,
     keep_yearly: Annotated[int, typer.Option("--keep-yearly", min=0, help="... of N years.")] = 0,

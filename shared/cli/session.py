@@ -27,10 +27,10 @@ __all__ = ["err_console", "open_repository", "progress_bar", "read_passphrase", 
 err_console = Console(stderr=True, highlight=False)
 
 
-def store_for(location: str | None) -> BlobStore:
+def store_for(location: str | None, *, create: bool = False) -> BlobStore:
     if not location:
         raise UsageError("no repository given", hint="pass --repo PATH|URL or set BULWARK_REPO")
-    return open_store(location, os.environ)
+    return open_store(location, os.environ, create=create)
 
 
 def read_passphrase(password_file: Path | None, *, confirm: bool = False) -> str:

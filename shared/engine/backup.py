@@ -177,9 +177,7 @@ def _run_pipeline(
         length = min(block_size, size - offset)
         data = source.read(offset, length)
         if len(data) != length:
-            raise SourceError(
-                f"short read from {source.source_id} at offset {offset}: {len(data)} of {length} bytes"
-            )
+            raise SourceError(f"short read from {source.source_id} at offset {offset}: {len(data)} of {length} bytes")
         if data == zeros[:length]:
             return _Block(block, None, None)
         block_id = key.block_id(data)
@@ -225,9 +223,7 @@ def _run_pipeline(
 class _MapBuilder:
     """Turns the ordered block stream into one map per span, storing maps as MAP blocks."""
 
-    def __init__(
-        self, repo: Repository, index: Index, writer: BlockWriter, size: int, base: Point | None
-    ) -> None:
+    def __init__(self, repo: Repository, index: Index, writer: BlockWriter, size: int, base: Point | None) -> None:
         self._repo = repo
         self._index = index
         self._writer = writer

@@ -94,9 +94,9 @@ class _Verifier:
         for pack_id, entries in indexed.items():
             self.check_pack(pack_id, entries, stored.get(pack_id))
         self.report.packs = len(stored)
-        for pack_id in stored.keys() - indexed.keys():
+        for pack_id in sorted(stored.keys() - indexed.keys()):
             self.report.unreferenced_packs += 1
-            self.recover_orphan(pack_id)
+            self.recover_orphan(pack_id, stored[pack_id])
         self.check_points()
         return self.report
 
@@ -107,9 +107,7 @@ class _Verifier:
             return
         needed = max(e.offset + e.length for e in entries)
         if size < needed:
-            self.mark_bad(
-                entries, self.problem(name, f"pack is truncated ({size} bytes, index needs {needed})")
-            )
+            self.mark_bad(entries, self.problem(name, f"pack is truncated ({size} bytes, index needs {needed})"))
             return
         try:
             data = self.fetch(name, size)
@@ -129,9 +127,7 @@ class _Verifier:
         for entry in entries:
             if self.read_data:
                 try:
-                    check_block(
-                        self.repo.key, entry, memoryview(data)[entry.offset : entry.offset + entry.length]
-                    )
+                    check_block(self.repo.key, entry, memoryview(data)[entry.offset : entry.offset + entry.length])
                 except (DecryptionFailed, ValueError) as exc:
                     if damaged is None:
                         damaged = self.problem(name, f"block {entry.block_id.hex()[:16]} is damaged: {exc}")
@@ -149,26 +145,14 @@ class _Verifier:
         (length,) = struct.unpack("<I", self.repo.store.get(name, offset=max(0, size - 4), length=4))
         return self.repo.store.get(name, offset=max(0, size - 4 - length))
 
-    def recover_orphan(self, pack_id: str) -> None:
-        """An unindexed pack may be what a damaged index described: learn its blocks."""
+    def recover_orphan(self, pack_id: str, size: int) -> None:
+        """An unindexed pack may be what a damaged index described: its trailer says what it
+        holds, and restores find those blocks the same way (Repository.load_index)."""
         try:
-            data = self.repo.store.get(pack_key(pack_id))
-            entries = read_trailer(self.repo.key, pack_id, data)
+            entries = read_trailer(self.repo.key, pack_id, self.fetch(pack_key(pack_id), size))
         except (EnvelopeError, ValueError, BlobNotFoundError):
-            return
-        for entry in entries:
-            if entry.block_id not in self.index:
-                self.bad_blocks.setdefault(
-                    entry.block_id,
-                    self.problem_for_orphan(pack_id),
-                )
-
-    def problem_for_orphan(self, pack_id: str) -> Problem:
-        # Blocks only found in unindexed packs are not restorable until the index is repaired.
-        for existing in self.report.problems:
-            if existing.name == pack_key(pack_id):
-                return existing
-        return Problem(pack_key(pack_id), "pack is not in any readable index")
+            return  # unreadable leftovers are prune's business; referenced blocks show up below
+        self.check_pack(pack_id, entries, size)
 
     def mark_bad(self, entries: list[PackEntry], problem: Problem) -> None:
         for entry in entries:

@@ -62,6 +62,9 @@ class Index:
 
     def __init__(self) -> None:
         self._where: dict[bytes, Location] = {}
+        self._packs: set[str] = set()
+        self.damaged: list[str] = []
+        """Index objects that failed to open while loading."""
 
     def __len__(self) -> int:
         return len(self._where)
@@ -70,12 +73,16 @@ class Index:
         return block_id in self._where
 
     def add_pack(self, pack_id: str, entries: Iterable[PackEntry]) -> None:
+        self._packs.add(pack_id)
         for entry in entries:
             # First writer wins: any copy is as good as another.
             self._where.setdefault(entry.block_id, Location(pack_id, entry))
 
     def get(self, block_id: bytes) -> Location | None:
         return self._where.get(block_id)
+
+    def pack_ids(self) -> set[str]:
+        return set(self._packs)
 
     def by_pack(self) -> dict[str, list[PackEntry]]:
         packs: dict[str, list[PackEntry]] = {}

@@ -131,9 +131,7 @@ class PackWriter:
         The returned view aliases the internal buffer: store it before the next ``add``.
         """
         pack_id = os.urandom(16).hex()
-        trailer = seal_object(
-            self._key, ObjectType.PACK_TRAILER, _trailer_name(pack_id), encode_entries(self._entries)
-        )
+        trailer = seal_object(self._key, ObjectType.PACK_TRAILER, _trailer_name(pack_id), encode_entries(self._entries))
         tail = trailer + _TRAILER_LEN.pack(len(trailer))
         end = self._used + len(tail)
         if end > len(self._buffer):
@@ -155,9 +153,7 @@ def read_trailer(key: MasterKey, pack_id: str, data: bytes) -> list[PackEntry]:
     start = len(data) - _TRAILER_LEN.size - length
     if start < 0:
         raise EnvelopeError(f"pack {pack_id}: trailer length {length} exceeds the pack (truncated?)")
-    payload = open_object(
-        key, ObjectType.PACK_TRAILER, _trailer_name(pack_id), data[start : -_TRAILER_LEN.size]
-    )
+    payload = open_object(key, ObjectType.PACK_TRAILER, _trailer_name(pack_id), data[start : -_TRAILER_LEN.size])
     entries, _ = decode_entries(payload)
     return entries
 

@@ -39,6 +39,8 @@ class PruneReport:
     packs_deleted: int = 0
     bytes_freed: int = 0
     packs_unreadable: int = 0
+    bytes_swept: int = 0
+    """Leftovers of writes that were killed mid-object."""
     index_objects_replaced: int = 0
     dead_sessions_removed: int = 0
     live_sessions: list[str] = field(default_factory=list)
@@ -52,6 +54,7 @@ class PruneReport:
             "packs_deleted": self.packs_deleted,
             "bytes_freed": self.bytes_freed,
             "packs_unreadable": self.packs_unreadable,
+            "bytes_swept": self.bytes_swept,
             "index_objects_replaced": self.index_objects_replaced,
             "dead_sessions_removed": self.dead_sessions_removed,
             "live_sessions": self.live_sessions,
@@ -98,18 +101,27 @@ def prune_repository(repo: Repository, *, dry_run: bool = False) -> PruneReport:
     report = PruneReport(dry_run=dry_run)
     with repo.maintenance_lock() as lease:
         live = _live_sessions(repo, remove_dead=not dry_run, report=report)
+        if not dry_run:
+            report.bytes_swept = repo.store.sweep()
         used = _referenced(repo)
         lease.renew()
         index_names = repo.index_names()
         packs: dict[str, list[PackEntry]] = {}
         for name in index_names:
-            for pack_id, listed in repo.read_index_object(name):
+            try:
+                listed_packs = repo.read_index_object(name)
+            except IntegrityError:
+                continue  # its packs are read through their trailers below, and re-indexed
+            for pack_id, listed in listed_packs:
                 packs.setdefault(pack_id, []).extend(listed)
         stored = {info.key.rsplit("/", 1)[-1]: info.size for info in repo.store.list(PACKS_PREFIX)}
         report.packs_total = len(stored)
         keep: dict[str, list[PackEntry]] = {}
         garbage: dict[str, int] = {}
-        for pack_id, size in stored.items():
+        available: set[bytes] = set()
+        # Indexed packs first: an unindexed pack (a killed run's) is only worth keeping for
+        # blocks that no indexed pack already holds.
+        for pack_id in sorted(stored, key=lambda p: p not in packs):
             entries: list[PackEntry] | None = packs.get(pack_id)
             if entries is None:
                 try:
@@ -117,13 +129,18 @@ def prune_repository(repo: Repository, *, dry_run: bool = False) -> PruneReport:
                 except (EnvelopeError, ValueError, BlobNotFoundError):
                     report.packs_unreadable += 1
                     continue  # unknown content stays, and stays unindexed
-            if any(e.block_id in used for e in entries):
-                keep[pack_id] = _unique(entries)
+                needed = any(e.block_id in used and e.block_id not in available for e in entries)
             else:
-                garbage[pack_id] = size
+                needed = any(e.block_id in used for e in entries)
+            if needed:
+                keep[pack_id] = _unique(entries)
+                available.update(e.block_id for e in entries)
+            else:
+                garbage[pack_id] = stored[pack_id]
         report.packs_garbage = len(garbage)
         lease.renew()
-        if dry_run or not garbage:
+        unindexed_kept = keep.keys() - packs.keys()
+        if dry_run or not (garbage or unindexed_kept):
             return report
         if live:
             report.live_sessions = sorted(live)

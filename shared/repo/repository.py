@@ -36,7 +36,7 @@ from shared.core.errors import (
 )
 from shared.repo.index import INDEX_PREFIX, Index, Location, decode_index
 from shared.repo.keys import KEYS_PREFIX, KeySlot, new_passphrase_slot, open_slot
-from shared.repo.pack import PackEntry, open_block, pack_key
+from shared.repo.pack import PACKS_PREFIX, PackEntry, open_block, pack_key, read_trailer
 from shared.repo.point import POINTS_PREFIX, Point, point_key
 from shared.repo.session import SessionMarker
 from shared.storage.port import BlobStore, Lease
@@ -118,9 +118,7 @@ class Repository:
         config = RepoConfig(os.urandom(16).hex(), now, block_size=block_size, pack_target=pack_target)
         # Config first, key slot last: until a slot exists the location is not a repository,
         # so an interrupted init can simply be run again.
-        store.put(
-            CONFIG_KEY, seal_object(key, ObjectType.CONFIG, CONFIG_KEY, config.to_json()), overwrite=True
-        )
+        store.put(CONFIG_KEY, seal_object(key, ObjectType.CONFIG, CONFIG_KEY, config.to_json()), overwrite=True)
         slot = new_passphrase_slot(key, passphrase, created=now, params=scrypt)
         store.put(slot.key_name, slot.to_json())
         return cls(store, key, config, clock)
@@ -148,9 +146,7 @@ class Repository:
                 hint="check BULWARK_PASSWORD or --password-file",
             )
         try:
-            config = RepoConfig.from_json(
-                open_object(key, ObjectType.CONFIG, CONFIG_KEY, store.get(CONFIG_KEY))
-            )
+            config = RepoConfig.from_json(open_object(key, ObjectType.CONFIG, CONFIG_KEY, store.get(CONFIG_KEY)))
         except BlobNotFoundError as exc:
             raise IntegrityError(f"repository config is missing at {store.describe()}") from exc
         except (EnvelopeError, ValueError, KeyError) as exc:
@@ -172,15 +168,33 @@ class Repository:
             ) from exc
 
     def load_index(self) -> Index:
+        """All index objects merged. A damaged index object does not stop readers: the packs it
+        described are found again through their own trailers (``index.damaged`` names it)."""
         index = Index()
         for name in self.index_names():
             try:
                 packs = self.read_index_object(name)
             except BlobNotFoundError:
                 continue  # replaced by a concurrent prune between list and get
+            except IntegrityError:
+                index.damaged.append(name)
+                continue
             for pack_id, entries in packs:
                 index.add_pack(pack_id, entries)
+        if index.damaged:
+            self._recover_from_trailers(index)
         return index
+
+    def _recover_from_trailers(self, index: Index) -> None:
+        known = index.pack_ids()
+        for info in self.store.list(PACKS_PREFIX):
+            pack_id = info.key.rsplit("/", 1)[-1]
+            if pack_id in known:
+                continue
+            try:
+                index.add_pack(pack_id, read_trailer(self.key, pack_id, self.store.get(info.key)))
+            except (EnvelopeError, ValueError, BlobNotFoundError):
+                continue  # a damaged pack: its blocks stay missing, and verify says so
 
     # -- blocks ----------------------------------------------------------------------------
 
@@ -223,13 +237,15 @@ class Repository:
     def point_ids(self) -> list[str]:
         return [info.key[len(POINTS_PREFIX) :] for info in self.store.list(POINTS_PREFIX)]
 
-    def resolve_point(self, prefix: str) -> str:
-        """A full point id from a unique prefix of at least 4 characters (or 'latest')."""
+    def resolve_point(self, prefix: str, *, source: str | None = None) -> str:
+        """A full point id from a unique prefix of at least 4 characters, or 'latest' (of
+        ``source`` when given)."""
         ids = self.point_ids()
         if prefix == "latest":
-            points = [self.load_point(i) for i in ids]
+            points = [p for p in self.list_points() if source is None or p.source == source]
             if not points:
-                raise PointNotFoundError(f"there are no restore points in {self.store.describe()}")
+                scope = f" of {source}" if source else ""
+                raise PointNotFoundError(f"there are no restore points{scope} in {self.store.describe()}")
             return max(points, key=lambda p: p.time).point_id
         if len(prefix) < 4:
             raise UsageError(f"point id {prefix!r} is too short", hint="give at least 4 characters")
@@ -240,9 +256,7 @@ class Repository:
                 hint="list them with `bulwark points`",
             )
         if len(matches) > 1:
-            raise UsageError(
-                f"point id {prefix!r} is ambiguous ({len(matches)} match)", hint="give more characters"
-            )
+            raise UsageError(f"point id {prefix!r} is ambiguous ({len(matches)} match)", hint="give more characters")
         return matches[0]
 
     def list_points(self) -> list[Point]:

@@ -177,6 +177,11 @@ class AzureBlobStore:
             raise _translate(exc, key, self._where) from exc
         return AzureBlobLease(client, key, self._where)
 
+    def sweep(self) -> int:
+        # Interrupted uploads leave only uncommitted blocks, which the service discards itself
+        # (after a week); there is nothing of ours to remove.
+        return 0
+
     def _name(self, key: str) -> str:
         check_key(key)
         return self._prefix + key

@@ -21,6 +21,7 @@ import errno
 import fcntl
 import json
 import os
+import socket
 import stat
 import tempfile
 import time
@@ -46,6 +47,33 @@ MAX_LEASE_SECONDS = 60
 """Longest lease any store grants (Azure's limit); holders renew well within it."""
 
 _TMP_PREFIX = ".tmp-"
+# Stale temporaries of other hosts are only swept after this long: we cannot see their processes.
+_FOREIGN_TMP_AGE = 24 * 3600
+
+
+def _tmp_prefix() -> str:
+    """Temporaries name their writer, so ``sweep`` can tell a dead put from a running one."""
+    return f"{_TMP_PREFIX}{socket.gethostname()}.{os.getpid()}."
+
+
+def _tmp_is_dead(name: str, age: float) -> bool:
+    parts = name[len(_TMP_PREFIX) :].split(".")
+    if len(parts) < 3 or not parts[-2].isdigit():
+        return age > _FOREIGN_TMP_AGE
+    host, pid = ".".join(parts[:-2]), int(parts[-2])
+    if host != socket.gethostname():
+        return age > _FOREIGN_TMP_AGE
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 _LEASE_PREFIX = ".lease-"
 _TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.ETIMEDOUT, errno.ESTALE, errno.EINTR})
 
@@ -94,7 +122,7 @@ class DirectoryStore:
         path = self._path(key)
         try:
             self._make_parents(path.parent)
-            fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+            fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(), dir=path.parent)
         except OSError as exc:
             raise _translate(exc, key, self.describe()) from exc
         tmp = Path(tmp_name)
@@ -175,6 +203,25 @@ class DirectoryStore:
             return
         except OSError as exc:
             raise _translate(exc, key, self.describe()) from exc
+
+    def sweep(self) -> int:
+        freed = 0
+        now = self._clock()
+        for folder, _, files in os.walk(self._root):
+            for name in files:
+                if not name.startswith(_TMP_PREFIX):
+                    continue
+                path = Path(folder, name)
+                try:
+                    info = path.stat()
+                    if _tmp_is_dead(name, now - info.st_mtime):
+                        path.unlink()
+                        freed += info.st_size
+                except FileNotFoundError:
+                    continue  # its put finished or another sweep got it
+                except OSError as exc:
+                    raise _translate(exc, str(path.relative_to(self._root)), self.describe()) from exc
+        return freed
 
     # -- leases --------------------------------------------------------------------------------------
 

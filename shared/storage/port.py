@@ -15,6 +15,8 @@ Contract (every implementation passes tests/storage/contract.py):
   It raises :class:`LeaseHeldError` while another holder's lease is live. A holder keeps the
   lease by calling ``renew`` within ``ttl_seconds``; a lease that is not renewed expires, so a
   crashed holder never blocks others for long.
+* ``sweep`` removes the store's own leftovers of puts that can never complete (a process killed
+  mid-put) and returns the bytes freed; it never touches a put that may still be running.
 * Errors: :class:`TransientStorageError` for failures worth retrying (throttling, timeouts,
   resets, 5xx), :class:`StorageAuthError` for refused credentials, :class:`StorageError` for the
   rest. Implementations never leak SDK exceptions or secrets in messages.
@@ -60,3 +62,5 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def acquire_lease(self, key: str, *, ttl_seconds: int) -> Lease: ...
+
+    def sweep(self) -> int: ...

@@ -146,6 +146,9 @@ class RetryingBlobStore:
         lease = self._backoff.run(f"lease '{key}'", lambda: self._inner.acquire_lease(key, ttl_seconds=ttl_seconds))
         return _RetryingLease(lease, key, self._backoff)
 
+    def sweep(self) -> int:
+        return self._backoff.run("sweep", self._inner.sweep)
+
     def _holds(self, key: str, data: Buffer) -> bool:
         """Whether ``key`` already holds exactly ``data`` (our own earlier attempt landed)."""
         view = memoryview(data).cast("B")

@@ -56,7 +56,5 @@ def test_ext4_image_full_and_incremental(repo: Repository, tmp_path: Path) -> No
     assert filecmp.cmp(image, out_incr, shallow=False)
     assert debugfs(out_incr, "cat /home/user/report.bin") == new_file.read_bytes()
     assert debugfs(out_full, "cat /var/log/app.log") == (tree / "var/log/app.log").read_bytes()
-    assert (
-        debugfs(out_incr, "cat /home/user/data/blob.bin") == (tree / "home/user/data/blob.bin").read_bytes()
-    )
+    assert debugfs(out_incr, "cat /home/user/data/blob.bin") == (tree / "home/user/data/blob.bin").read_bytes()
     assert full.blocks_read < 32  # only the allocated part of the 64 MiB image was read

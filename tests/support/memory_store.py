@@ -91,6 +91,9 @@ class InMemoryBlobStore:
 
     # -- used by _MemoryLease ------------------------------------------------------------------------
 
+    def sweep(self) -> int:
+        return 0  # puts are atomic in memory: nothing is ever left behind
+
     def _take(self, key: str, owner: str, ttl_seconds: int, *, require_owner: bool) -> None:
         now = self._clock()
         current = self._leases.get(key)
@@ -213,6 +216,9 @@ class FaultyBlobStore:
 
     def delete(self, key: str) -> None:
         self.call("delete", lambda: self.inner.delete(key))
+
+    def sweep(self) -> int:
+        return self.call("sweep", self.inner.sweep)
 
     def acquire_lease(self, key: str, *, ttl_seconds: int) -> Lease:
         lease = self.call("acquire_lease", lambda: self.inner.acquire_lease(key, ttl_seconds=ttl_seconds))

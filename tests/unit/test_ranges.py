@@ -31,9 +31,7 @@ def test_plan_reads_changed_and_partly_cleared_blocks_and_holes_fully_cleared_on
 
 def test_changeset_accepts_a_bare_list_and_checks_bounds() -> None:
     assert ChangeSet.from_json([[0, 4096]], 8192).changed == [Extent(0, 4096)]
-    with pytest.raises(
-        UsageError, match=r"changed\[0\] = \[4096, 8192\] lies outside the disk of 8192 bytes"
-    ):
+    with pytest.raises(UsageError, match=r"changed\[0\] = \[4096, 8192\] lies outside the disk of 8192 bytes"):
         ChangeSet.from_json({"changed": [[4096, 8192]]}, 8192)
     with pytest.raises(UsageError, match=r"cleared\[1\] must be \[offset, length\]"):
         ChangeSet.from_json({"changed": [], "cleared": [[0, 1], [0, "x"]]}, 8192)
