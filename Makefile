@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup test demo bench lint clean
+.PHONY: setup test demo bench lint clean stack-up stack-down
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -36,6 +36,13 @@ demo: setup
 
 bench: setup
 	$(BIN)/python -m scripts.bench
+
+# The local stack (Azurite + the Azure simulator) in the background; .local/stack.json says where.
+stack-up: setup
+	$(BIN)/python -m bulwark_local.stack up
+
+stack-down:
+	@test ! -x $(BIN)/python || $(BIN)/python -m bulwark_local.stack down
 
 clean:
 	rm -rf $(VENV) node_modules .local bench-results
