@@ -186,7 +186,6 @@ class Operations:
                 "output": output,
                 "monitor": monitor,
                 "pollsInProgress": polls,
-                "monitorInProgress": polls,
             },
         )
         self._prune()
@@ -204,10 +203,10 @@ class Operations:
             if record is None:
                 raise ArmError(404, "NotFound", f"Operation {op_id} was not found.")
             monitor = ctx.request.args.get("monitor", "").lower() == "true"
-            counter = "monitorInProgress" if monitor else "pollsInProgress"
-            in_progress = record[counter] > 0
+            # One counter for both URLs: the operation stays in progress for that many polls of either.
+            in_progress = record["pollsInProgress"] > 0
             if in_progress:
-                record[counter] -= 1
+                record["pollsInProgress"] -= 1
                 self._state.put("operations", op_id, record)
         if monitor:
             if in_progress:

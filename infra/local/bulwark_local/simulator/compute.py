@@ -253,7 +253,7 @@ class ComputeProvider:
             "id": resource_id,
             "type": f"{NAMESPACE}/disks",
             "location": location,
-            "tags": body.get("tags", {}),
+            **_tags(body),
             "sku": _sku(body.get("sku"), "Premium_LRS"),
             "properties": {
                 **{k: v for k, v in props.items() if k in ("osType", "hyperVGeneration")},
@@ -414,7 +414,7 @@ class ComputeProvider:
             "id": resource_id,
             "type": f"{NAMESPACE}/snapshots",
             "location": location,
-            "tags": body.get("tags", {}),
+            **_tags(body),
             "sku": _sku(body.get("sku"), "Standard_ZRS" if incremental else "Standard_LRS"),
             "properties": properties,
         }
@@ -587,13 +587,7 @@ class ComputeProvider:
                 "id": resource_id,
                 "type": f"{NAMESPACE}/virtualMachines",
                 "location": location,
-                **(
-                    {"tags": body["tags"]}
-                    if "tags" in body
-                    else {"tags": existing["doc"].get("tags", {})}
-                    if existing
-                    else {}
-                ),
+                **_tags(body if "tags" in body or existing is None else existing["doc"]),
                 "properties": vm_props,
             }
             for key in ("zones", "identity", "plan"):
@@ -776,7 +770,6 @@ class ComputeProvider:
             "id": disk_id,
             "type": f"{NAMESPACE}/disks",
             "location": location,
-            "tags": {},
             "sku": _sku({"name": sku_name}, sku_name),
             "properties": properties,
         }
@@ -965,6 +958,11 @@ class ComputeProvider:
                 "parameters": [],
             }
         )
+
+
+def _tags(body: JsonDict) -> JsonDict:
+    """Azure leaves ``tags`` out of a resource that has none."""
+    return {"tags": body["tags"]} if body.get("tags") else {}
 
 
 def _required_location(body: JsonDict) -> str:

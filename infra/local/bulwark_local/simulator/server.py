@@ -90,7 +90,10 @@ class Simulator:
 
     def _providers(self, state: StateStore, pages: PageStore, sas: SasIssuer) -> list[Route]:
         operations = "/subscriptions/{subscription}/providers/{namespace}/locations/{location}/{collection}/{op_id}"
+        # Provider routes first: the generic operation route would also match e.g. .../runCommands/{id}.
         table: list[Route] = [
+            *resource_group_routes(),
+            *ComputeProvider(state, pages, sas).routes(),
             route(
                 "GET",
                 operations,
@@ -98,8 +101,6 @@ class Simulator:
                     ctx, ctx.params["op_id"], status_only=ctx.params["namespace"].lower() == "microsoft.network"
                 ),
             ),
-            *resource_group_routes(),
-            *ComputeProvider(state, pages, sas).routes(),
         ]
         return table
 
