@@ -67,6 +67,15 @@ async def approve_backup(req: func.HttpRequest, client: df.DurableOrchestrationC
     return func.HttpResponse(status_code=202)
 
 
+@bp.route(route="backups", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def list_backups(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    wanted = [df.OrchestrationRuntimeStatus(s) for s in req.params.get("status", "").split(",") if s]
+    statuses = await client.get_status_by(runtime_status=wanted or None)
+    rows = [{"id": s.instance_id, "status": s.runtime_status.value} for s in statuses]
+    return func.HttpResponse(json.dumps(rows), mimetype="application/json")
+
+
 @bp.route(route="ping", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def ping(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(f"pong {req.params.get('who', '')}".strip())
@@ -129,6 +138,16 @@ def verify_orchestrator(context: df.DurableOrchestrationContext):  # type: ignor
     snapshots = context.get_input()
     checks = yield context.task_all([context.call_activity("verify_snapshot", s) for s in snapshots])
     return all(checks)
+
+
+@bp.orchestration_trigger(context_name="context")
+def countdown_orchestrator(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    remaining = int(context.get_input())
+    if remaining > 0:
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=1))
+        context.continue_as_new(remaining - 1)
+        return None
+    return "liftoff"
 
 
 # -- activities --------------------------------------------------------------------------------
