@@ -173,6 +173,12 @@ class BlobStoreContract:
 
     # -- leases --------------------------------------------------------------------------------------
 
+    def test_sweep_keeps_every_object(self, store: BlobStore) -> None:
+        store.put("a/b", b"1")
+        store.put("c", b"2")
+        assert store.sweep() >= 0
+        assert [info.key for info in store.list()] == ["a/b", "c"]
+
     def test_lease_creates_the_key_and_is_exclusive(self, store: BlobStore) -> None:
         lease = store.acquire_lease("locks/exclusive", ttl_seconds=LEASE_TTL)
         assert store.get("locks/exclusive") == b""

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -127,3 +130,25 @@ def test_huge_range_reads_what_exists(tmp_path: Path) -> None:
     store = DirectoryStore(tmp_path)
     store.put("small", b"abc")
     assert store.get("small", offset=1, length=1 << 60) == b"bc"
+
+
+def test_sweep_removes_temporaries_of_dead_writers_only(tmp_path: Path, clock: FakeClock) -> None:
+    store = DirectoryStore(tmp_path, clock=clock)
+    store.put("packs/ab/abcd", b"kept")
+    folder = tmp_path / "packs" / "ab"
+    host = socket.gethostname()
+    dead_pid = _exited_pid()
+    (folder / f".tmp-{host}.{dead_pid}.x1").write_bytes(b"x" * 100)  # killed mid-put
+    (folder / f".tmp-{host}.{os.getpid()}.x2").write_bytes(b"y" * 10)  # our own put in progress
+    (folder / ".tmp-otherhost.1.x3").write_bytes(b"z" * 10)  # another machine's: too young to judge
+    assert store.sweep() == 100
+    assert {p.name for p in folder.iterdir()} == {f".tmp-{host}.{os.getpid()}.x2", ".tmp-otherhost.1.x3", "abcd"}
+    clock.advance(2 * 24 * 3600)
+    assert store.sweep() == 10  # the foreign one, once it is a day old
+    assert store.get("packs/ab/abcd") == b"kept"
+
+
+def _exited_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
