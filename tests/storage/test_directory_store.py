@@ -140,7 +140,9 @@ def test_sweep_removes_temporaries_of_dead_writers_only(tmp_path: Path, clock: F
     dead_pid = _exited_pid()
     (folder / f".tmp-{host}.{dead_pid}.x1").write_bytes(b"x" * 100)  # killed mid-put
     (folder / f".tmp-{host}.{os.getpid()}.x2").write_bytes(b"y" * 10)  # our own put in progress
-    (folder / ".tmp-otherhost.1.x3").write_bytes(b"z" * 10)  # another machine's: too young to judge
+    foreign = folder / ".tmp-otherhost.1.x3"
+    foreign.write_bytes(b"z" * 10)  # another machine's: too young to judge
+    os.utime(foreign, (clock(), clock()))
     assert store.sweep() == 100
     assert {p.name for p in folder.iterdir()} == {f".tmp-{host}.{os.getpid()}.x2", ".tmp-otherhost.1.x3", "abcd"}
     clock.advance(2 * 24 * 3600)
