@@ -710,7 +710,11 @@ def throughput_mb_s(backup: StepResult) -> float:
 
 def print_steps(steps: list[StepResult], comparisons: list[Comparison]) -> None:
     ratio_of = {c.what: c.ratio for c in comparisons}
-    table = Table(title="Same image, same machine (wall time from /usr/bin/time -v)")
+    table = Table(
+        title="Same image, same machine (wall time from /usr/bin/time -v)",
+        caption="bulwark faster by = tool wall time / Bulwark wall time; "
+        "for incrementals: vs Bulwark's change-list run / vs its full-scan run",
+    )
     for column in (
         "tool",
         "step",

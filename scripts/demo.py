@@ -277,8 +277,8 @@ def demo(work: Path) -> tuple[list[dict[str, Any]], list[Check]]:
     ranges = work / "changed-ranges.json"
     ranges.write_text(diff.to_json())
     console.print(
-        f"  page-range diff: {len(diff.changed)} changed ranges ({diff.changed_bytes / 1024:.0f} KiB), "
-        f"{len(diff.cleared)} cleared ranges ({diff.cleared_bytes / 1024:.0f} KiB)"
+        f"  page-range diff: {diff.changed_bytes / 1024:.0f} KiB changed in {len(diff.changed)} range(s), "
+        f"{diff.cleared_bytes / 1024:.0f} KiB cleared in {len(diff.cleared)} range(s)"
     )
 
     step("incremental backup from the changed ranges")
