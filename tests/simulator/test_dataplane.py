@@ -189,6 +189,7 @@ def test_sas_expiry_revocation_and_permissions(
     with pytest.raises(ClientAuthenticationError) as expired:
         client.download_blob(offset=0, length=512).readall()
     assert expired.value.error_code == "AuthenticationFailed"
+    assert compute.snapshots.get(resource_group, "s").disk_state == "Unattached"  # the grant ran out
 
     fresh = blob(sim, grant(compute, resource_group, "s"))
     assert fresh.get_page_ranges() is not None

@@ -102,6 +102,15 @@ class ComputeProvider:
         record = self._state.get("resources", self._id(ctx, collection))
         if record is None:
             raise not_found(f"{NAMESPACE}/{collection}", ctx.params["name"], ctx.params["resource_group"])
+        return self._refresh(record)
+
+    def _refresh(self, record: JsonDict) -> JsonDict:
+        """A read SAS that expired ends ActiveSAS, as in Azure (an upload stays ActiveUpload)."""
+        doc = record["doc"]
+        properties = doc.get("properties", {})
+        if properties.get("diskState") == "ActiveSAS" and self._sas.active(doc["id"]) == 0:
+            properties["diskState"] = "Attached" if doc.get("managedBy") else "Unattached"
+            self._state.put("resources", doc["id"], record)
         return record
 
     def _lookup(self, resource_id: str, collection: str) -> JsonDict | None:
@@ -140,7 +149,7 @@ class ComputeProvider:
             ctx.require_resource_group()
         marker = f"/providers/{NAMESPACE.lower()}/{collection.lower()}/"
         items = [
-            record["doc"]
+            self._refresh(record)["doc"]
             for key, record in self._state.items("resources")
             if key.startswith(prefix + "/") and marker in key and key.count("/") == 8
         ]

@@ -122,7 +122,13 @@ class SasIssuer:
         return revoked
 
     def active(self, resource: str) -> int:
-        return sum(1 for _, g in self._state.items("grants") if g["resource"] == resource.lower())
+        """Unexpired grants of a resource."""
+        now = self._state.now()
+        return sum(
+            1
+            for _, g in self._state.items("grants")
+            if g["resource"] == resource.lower() and _expiry(g["expiry"]) > now
+        )
 
     def check(self, account: str, container: str, query: dict[str, str], *, write: bool) -> Grant:
         grant_id = query.get("si", "")
@@ -143,8 +149,7 @@ class SasIssuer:
                 "Server failed to authenticate the request. Make sure the value of Authorization "
                 "header is formed correctly including the signature.",
             )
-        expiry = dt.datetime.strptime(grant.expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-        if self._state.now() >= expiry:
+        if self._state.now() >= _expiry(grant.expiry):
             raise StorageError(
                 403,
                 "AuthenticationFailed",
@@ -162,6 +167,10 @@ class SasIssuer:
     def _sign(self, grant_id: str, expiry: str, permissions: str, account: str, container: str) -> str:
         message = f"{grant_id}\n{expiry}\n{permissions}\n{account}/{container}".encode()
         return base64.b64encode(hmac.new(self._key, message, hashlib.sha256).digest()).decode()
+
+
+def _expiry(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
 
 
 def vhd_blob_id(account: str, container: str, name: str, snapshot: str | None = None) -> str:

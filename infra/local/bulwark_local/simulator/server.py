@@ -24,6 +24,7 @@ from .admin import PREFIX, AdminApi
 from .arm import ArmError, Context, Operations, Route, match, resource_group_routes, route
 from .compute import ComputeProvider
 from .dataplane import DataPlane, SasIssuer
+from .network import NetworkProvider
 from .pagestore import PageStore
 from .state import JsonDict, StateStore
 from .tls import TlsFiles, ensure_tls
@@ -94,6 +95,7 @@ class Simulator:
         table: list[Route] = [
             *resource_group_routes(),
             *ComputeProvider(state, pages, sas).routes(),
+            *NetworkProvider(state).routes(),
             route(
                 "GET",
                 operations,
@@ -152,7 +154,7 @@ def _unknown(request: Request) -> ArmError:
     parts = request.path.split("/")
     if "providers" in parts:
         namespace = parts[parts.index("providers") + 1] if len(parts) > parts.index("providers") + 1 else ""
-        if namespace.lower() not in ("microsoft.compute", "microsoft.resources"):
+        if namespace.lower() not in ("microsoft.compute", "microsoft.network", "microsoft.resources"):
             return ArmError(
                 400,
                 "NoRegisteredProviderFound",

@@ -1,0 +1,104 @@
+"""Microsoft.Network, the minimum a VM needs: virtual networks, subnets, network interfaces.
+
+Stored as given, with the defaults Azure fills in (shapes from the recorded VM session): PUT answers
+201 (create) or 200 (update) with ``provisioningState: Updating`` and only ``Azure-AsyncOperation``
+(``.../Microsoft.Network/locations/{loc}/operations/{id}``, polled as ``{"status"}``); GET gives the
+resource with an ``etag``. Nothing is validated beyond the resource group: a VM may name a NIC that
+does not exist, and no addresses are allocated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+from .arm import Context, Route, json_response, lro_headers, not_found, route
+from .compute import location_key
+from .state import JsonDict, StateStore
+
+NAMESPACE = "Microsoft.Network"
+_RG = "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Network"
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "virtualNetworks": {"subnets": [], "virtualNetworkPeerings": [], "enableDdosProtection": False},
+    "subnets": {
+        "delegations": [],
+        "privateEndpointNetworkPolicies": "Enabled",
+        "privateLinkServiceNetworkPolicies": "Enabled",
+    },
+    "networkInterfaces": {
+        "ipConfigurations": [],
+        "dnsSettings": {"dnsServers": [], "appliedDnsServers": []},
+        "enableAcceleratedNetworking": False,
+        "vnetEncryptionSupported": False,
+        "enableIPForwarding": False,
+        "hostedWorkloads": [],
+        "tapConfigurations": [],
+        "nicType": "Standard",
+    },
+}
+
+
+class NetworkProvider:
+    def __init__(self, state: StateStore) -> None:
+        self._state = state
+
+    def routes(self) -> list[Route]:
+        vnet = _RG + "/virtualNetworks/{name}"
+        subnet = vnet + "/subnets/{child}"
+        nic = _RG + "/networkInterfaces/{name}"
+        return [
+            route("PUT", vnet, lambda c: self._put(c, "virtualNetworks")),
+            route("GET", vnet, lambda c: self._get(c, "virtualNetworks")),
+            route("PUT", subnet, lambda c: self._put(c, "subnets")),
+            route("GET", subnet, lambda c: self._get(c, "subnets")),
+            route("PUT", nic, lambda c: self._put(c, "networkInterfaces")),
+            route("GET", nic, lambda c: self._get(c, "networkInterfaces")),
+        ]
+
+    def _id(self, ctx: Context, kind: str) -> str:
+        if kind == "subnets":
+            return f"{ctx.resource_group_id()}/providers/{NAMESPACE}/virtualNetworks/{ctx.params['name']}/subnets/{ctx.params['child']}"
+        return f"{ctx.resource_group_id()}/providers/{NAMESPACE}/{kind}/{ctx.params['name']}"
+
+    def _put(self, ctx: Context, kind: str) -> Response:
+        group = ctx.require_resource_group()
+        body = ctx.json()
+        resource_id = self._id(ctx, kind)
+        existing = self._state.get("resources", resource_id)
+        properties = dict(_DEFAULTS[kind])
+        if existing:
+            properties.update(existing["doc"]["properties"])
+        properties.update(body.get("properties") or {})
+        if kind != "subnets":
+            properties.setdefault("resourceGuid", str(uuid.uuid4()))
+        properties["provisioningState"] = "Succeeded"
+        doc: JsonDict = {
+            "name": ctx.params.get("child") or ctx.params["name"],
+            "id": resource_id,
+            "etag": f'W/"{uuid.uuid4()}"',
+            "type": f"{NAMESPACE}/virtualNetworks/subnets" if kind == "subnets" else f"{NAMESPACE}/{kind}",
+            "properties": properties,
+        }
+        location = body.get("location") or group["location"]
+        if kind != "subnets":
+            doc["location"] = location
+            if body.get("tags"):
+                doc["tags"] = body["tags"]
+        self._state.put("resources", resource_id, {"doc": doc, "private": {}})
+        urls = ctx.operations.start(
+            ctx, namespace=NAMESPACE, collection="operations", location=location_key(location), with_p=False
+        )
+        shown = dict(doc, properties=dict(properties, provisioningState="Updating"))
+        return json_response(shown, 200 if existing else 201, lro_headers(ctx, urls, location=False))
+
+    def _get(self, ctx: Context, kind: str) -> Response:
+        ctx.require_resource_group()
+        record = self._state.get("resources", self._id(ctx, kind))
+        if record is None:
+            raise not_found(
+                f"{NAMESPACE}/{kind}", ctx.params.get("child") or ctx.params["name"], ctx.params["resource_group"]
+            )
+        return json_response(record["doc"])
