@@ -94,10 +94,8 @@ def test_replay_recording(recording: str, sim: SimulatorEndpoints, admin: AdminC
         request, recorded = item["request"], item["response"]
         uri: str = request["uri"]
         key = _op_key(uri)
-        if "/operations/" in key[0] or "/diskoperations/" in key[0]:
-            url = mapped[key]
-        else:
-            url = sim.arm + uri[len(ARM) :]
+        polling = "/operations/" in key[0] or "/diskoperations/" in key[0]
+        url = mapped[key] if polling else sim.arm + uri[len(ARM) :]
         recorded_headers = _headers(recorded)
         if "azure-asyncoperation" in recorded_headers:
             admin.settings(

@@ -59,9 +59,10 @@ class NetworkProvider:
         ]
 
     def _id(self, ctx: Context, kind: str) -> str:
+        base = f"{ctx.resource_group_id()}/providers/{NAMESPACE}"
         if kind == "subnets":
-            return f"{ctx.resource_group_id()}/providers/{NAMESPACE}/virtualNetworks/{ctx.params['name']}/subnets/{ctx.params['child']}"
-        return f"{ctx.resource_group_id()}/providers/{NAMESPACE}/{kind}/{ctx.params['name']}"
+            return f"{base}/virtualNetworks/{ctx.params['name']}/subnets/{ctx.params['child']}"
+        return f"{base}/{kind}/{ctx.params['name']}"
 
     def _put(self, ctx: Context, kind: str) -> Response:
         group = ctx.require_resource_group()
