@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from bulwark_local.runtime import HostOptions, LocalFunctionsHost, ManualClock
 
 KEY = "test-function-key"

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from bulwark_local.runtime import (
     InstanceExistsError,
     InstanceGoneError,
@@ -172,7 +171,7 @@ def test_waiting_instance_can_be_terminated(make_host: MakeHost, clock: ManualCl
 def test_start_new_with_an_existing_id(make_host: MakeHost, clock: ManualClock) -> None:
     host = make_host()
     host.start_new("countdown_orchestrator", 1, instance_id="slot-1")
-    with pytest.raises(InstanceExistsError, match="status (Pending|Running) already exists"):
+    with pytest.raises(InstanceExistsError, match=r"status (Pending|Running) already exists"):
         host.start_new("countdown_orchestrator", 1, instance_id="slot-1")
     _drive(host, clock, "slot-1")
     # A finished instance is replaced (Azure's default NonRunningStates), with a fresh history.
