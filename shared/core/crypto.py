@@ -69,10 +69,17 @@ class MasterKey:
         """The keyed id of a block's plaintext (HMAC-SHA256, 32 bytes)."""
         return hmac.digest(self._id_key, data, hashlib.sha256)
 
-    def seal(self, plaintext: bytes | memoryview, aad: bytes) -> bytes:
-        """nonce || ciphertext || tag. Nonces are random 96-bit values (see docs/format.md)."""
+    def seal(self, plaintext: bytes | memoryview, aad: bytes) -> bytearray:
+        """nonce || ciphertext || tag. Nonces are random 96-bit values (see docs/format.md).
+
+        Encrypts straight into one buffer: concatenating a nonce to a 1 MiB ciphertext would
+        copy every block once more.
+        """
         nonce = os.urandom(NONCE_SIZE)
-        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+        out = bytearray(NONCE_SIZE + len(plaintext) + TAG_SIZE)
+        out[:NONCE_SIZE] = nonce
+        self._aead.encrypt_into(nonce, plaintext, aad, memoryview(out)[NONCE_SIZE:])
+        return out
 
     def open(self, sealed: bytes | memoryview, aad: bytes) -> bytes:
         view = memoryview(sealed)

@@ -72,7 +72,7 @@ class BackupResult:
 class _Block:
     index: int
     block_id: bytes | None  # None: all zeros
-    new: tuple[Codec, bytes, int] | None  # (codec, sealed, plaintext length) when not yet stored
+    new: tuple[Codec, bytearray, int] | None  # (codec, sealed, plaintext length) when not yet stored
 
 
 class _Deduper:
@@ -118,10 +118,11 @@ def backup_image(
         writer = BlockWriter(repo, index)
         result = BackupResult(point=_placeholder_point())
         if changes is not None:
-            to_read, holes = plan_incremental(changes, block_size)
+            planned, holes = plan_incremental(changes, block_size)
+            to_read: Iterable[int] = planned
             base = parent
         else:
-            to_read = list(blocks_touched(source.allocated(), block_size))
+            to_read = blocks_touched(source.allocated(), block_size)  # lazy: memory stays flat
             holes = []
             base = None
         blocks = _run_pipeline(repo, source, index, to_read, workers, result, progress)
@@ -159,7 +160,7 @@ def _run_pipeline(
     repo: Repository,
     source: BlockSource,
     index: Index,
-    to_read: list[int],
+    to_read: Iterable[int],
     workers: int,
     result: BackupResult,
     progress: Progress | None,
@@ -178,7 +179,7 @@ def _run_pipeline(
         data = source.read(offset, length)
         if len(data) != length:
             raise SourceError(f"short read from {source.source_id} at offset {offset}: {len(data)} of {length} bytes")
-        if data == zeros[:length]:
+        if data == zeros if length == block_size else data == bytes(length):
             return _Block(block, None, None)
         block_id = key.block_id(data)
         if not dedup.claim(block_id):

@@ -61,7 +61,7 @@ def _block_aad(kind: int, codec: int, block_id: bytes) -> bytes:
     return MAGIC + bytes((FORMAT_VERSION, kind, codec)) + block_id
 
 
-def seal_block(key: MasterKey, kind: int, codec: int, block_id: bytes, body: bytes | memoryview) -> bytes:
+def seal_block(key: MasterKey, kind: int, codec: int, block_id: bytes, body: bytes | memoryview) -> bytearray:
     return key.seal(body, _block_aad(kind, codec, block_id))
 
 
@@ -117,7 +117,7 @@ class PackWriter:
         """Whether a block of this sealed size belongs in the current pack."""
         return self.is_empty or self._used + sealed_length <= self._target
 
-    def add(self, block_id: bytes, kind: int, codec: Codec, sealed: bytes, raw_length: int) -> None:
+    def add(self, block_id: bytes, kind: int, codec: Codec, sealed: bytes | bytearray, raw_length: int) -> None:
         end = self._used + len(sealed)
         if end > len(self._buffer):
             self._buffer.extend(bytes(end - len(self._buffer)))

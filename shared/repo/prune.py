@@ -99,12 +99,11 @@ def _referenced(repo: Repository) -> set[bytes]:
 
 def prune_repository(repo: Repository, *, dry_run: bool = False) -> PruneReport:
     report = PruneReport(dry_run=dry_run)
-    with repo.maintenance_lock() as lease:
+    with repo.maintenance_lock() as lock:
         live = _live_sessions(repo, remove_dead=not dry_run, report=report)
         if not dry_run:
             report.bytes_swept = repo.store.sweep()
         used = _referenced(repo)
-        lease.renew()
         index_names = repo.index_names()
         packs: dict[str, list[PackEntry]] = {}
         for name in index_names:
@@ -138,7 +137,6 @@ def prune_repository(repo: Repository, *, dry_run: bool = False) -> PruneReport:
             else:
                 garbage[pack_id] = stored[pack_id]
         report.packs_garbage = len(garbage)
-        lease.renew()
         unindexed_kept = keep.keys() - packs.keys()
         if dry_run or not (garbage or unindexed_kept):
             return report
@@ -149,13 +147,14 @@ def prune_repository(repo: Repository, *, dry_run: bool = False) -> PruneReport:
                 "stay until a prune runs while no backup does"
             )
             return report
+        lock.check()
         _replace_index(repo, keep, index_names)
         report.index_objects_replaced = len(index_names)
         if _live_sessions(repo, remove_dead=False, report=None):
             report.deferred = "a backup started during prune; unused packs are removed by the next prune"
             return report
         for pack_id, size in garbage.items():
-            lease.renew()
+            lock.check()
             repo.store.delete(pack_key(pack_id))
             report.packs_deleted += 1
             report.bytes_freed += size

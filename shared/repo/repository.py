@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from shared.core.crypto import DecryptionFailed, MasterKey, ScryptParams, new_ma
 from shared.core.envelope import EnvelopeError, ObjectType, open_object, seal_object
 from shared.core.errors import (
     BlobNotFoundError,
+    BulwarkError,
     IntegrityError,
     LeaseHeldError,
     PointNotFoundError,
@@ -41,7 +43,7 @@ from shared.repo.point import POINTS_PREFIX, Point, point_key
 from shared.repo.session import SessionMarker
 from shared.storage.port import BlobStore, Lease
 
-__all__ = ["CONFIG_KEY", "RepoConfig", "Repository"]
+__all__ = ["CONFIG_KEY", "MaintenanceLock", "RepoConfig", "Repository"]
 
 CONFIG_KEY = "config"
 MAINTENANCE_LOCK = "locks/maintenance"
@@ -277,7 +279,7 @@ class Repository:
         return SessionMarker(self.store, self.key, self.clock)
 
     @contextmanager
-    def maintenance_lock(self) -> Iterator[Lease]:
+    def maintenance_lock(self) -> Iterator[MaintenanceLock]:
         try:
             lease = self.store.acquire_lease(MAINTENANCE_LOCK, ttl_seconds=_LOCK_TTL)
         except LeaseHeldError as exc:
@@ -285,10 +287,47 @@ class Repository:
                 f"another maintenance run (prune) holds the lock on {self.store.describe()}",
                 hint="wait for it to finish; a crashed holder's lock expires within a minute",
             ) from exc
+        lock = MaintenanceLock(lease, self.store.describe())
         try:
-            yield lease
+            yield lock
         finally:
-            lease.release()
+            lock.close()
+
+
+class MaintenanceLock:
+    """Keeps the maintenance lease alive from a daemon thread while the holder works.
+
+    Destructive steps call ``check`` first: if a renewal ever failed, another process may hold
+    the lock by now, so the holder must stop.
+    """
+
+    def __init__(self, lease: Lease, where: str) -> None:
+        self._lease = lease
+        self._where = where
+        self._stop = threading.Event()
+        self._lost: BaseException | None = None
+        self._thread = threading.Thread(target=self._keep_alive, name="maintenance-lease", daemon=True)
+        self._thread.start()
+
+    def _keep_alive(self) -> None:
+        while not self._stop.wait(_LOCK_TTL / 3):
+            try:
+                self._lease.renew()
+            except BulwarkError as exc:
+                self._lost = exc
+                return
+
+    def check(self) -> None:
+        if self._lost is not None:
+            raise RepositoryLockedError(
+                f"lost the maintenance lock on {self._where} ({self._lost}); stopped before deleting anything more",
+                hint="run prune again",
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._lease.release()
 
 
 def _exists(store: BlobStore, key: str) -> bool:

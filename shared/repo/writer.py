@@ -41,7 +41,7 @@ class BlockWriter:
         """Whether the repository, or this writer's open pack, already holds the block."""
         return block_id in self._index or block_id in self._pending
 
-    def add(self, block_id: bytes, kind: ObjectType, codec: Codec, sealed: bytes, raw_length: int) -> None:
+    def add(self, block_id: bytes, kind: ObjectType, codec: Codec, sealed: bytes | bytearray, raw_length: int) -> None:
         if not self._pack.fits(len(sealed)):
             self._seal_pack()
         self._pack.add(block_id, kind, codec, sealed, raw_length)
