@@ -184,6 +184,9 @@ class PageStore:
                 piece_end = min(end, chunk_start + CHUNK_SIZE)
                 old = blob.chunks.get(index)
                 lo, hi = position - chunk_start, piece_end - chunk_start
+                if data is None and old is None:
+                    position = piece_end  # never written: already clear (a trim of a huge disk stays cheap)
+                    continue
                 if lo == 0 and hi == CHUNK_SIZE:
                     content = _ZERO_CHUNK if data is None else data[position - offset : piece_end - offset]
                 else:
@@ -415,7 +418,11 @@ def _append(out: list[tuple[int, int]], start: int, end: int) -> None:
 
 
 def _overlay(runs: tuple[Run, ...], start: int, end: int, gen: int, valid: bool) -> tuple[Run, ...]:
-    """Runs after sectors ``[start, end)`` were written (valid) or cleared with generation ``gen``."""
+    """Runs after sectors ``[start, end)`` were written (valid) or cleared with generation ``gen``.
+
+    A clear stamps only sectors that were ever written: a never-written page is already clear and
+    does not turn up in a later diff.
+    """
     out: list[Run] = []
     for s, e, g, v in runs:
         if e <= start or s >= end:
@@ -425,7 +432,10 @@ def _overlay(runs: tuple[Run, ...], start: int, end: int, gen: int, valid: bool)
             out.append((s, start, g, v))
         if e > end:
             out.append((end, e, g, v))
-    out.append((start, end, gen, valid))
+        if not valid:
+            out.append((max(s, start), min(e, end), gen, False))
+    if valid:
+        out.append((start, end, gen, True))
     out.sort()
     merged: list[Run] = []
     for run in out:
@@ -439,19 +449,15 @@ def _overlay(runs: tuple[Run, ...], start: int, end: int, gen: int, valid: bool)
 def _changed(old: tuple[Run, ...], new: tuple[Run, ...]) -> Iterator[tuple[int, int, bool]]:
     """Sector ranges ``(start, end, valid_in_new)`` whose generation differs between the run lists."""
     bounds = sorted(
-        {0, SECTORS_PER_CHUNK, *(r[0] for r in old), *(r[1] for r in old)} | {r[0] for r in new} | {r[1] for r in new}
+        {0, SECTORS_PER_CHUNK} | {r[0] for r in old} | {r[1] for r in old} | {r[0] for r in new} | {r[1] for r in new}
     )
-    for a, b in itertools.pairwise(bounds):
-        old_gen, _ = _lookup(old, a)
-        new_gen, new_valid = _lookup(new, a)
+    i = j = 0
+    for a, b in itertools.pairwise(bounds):  # runs are sorted and disjoint: walk both lists once
+        while i < len(old) and old[i][1] <= a:
+            i += 1
+        while j < len(new) and new[j][1] <= a:
+            j += 1
+        old_gen = old[i][2] if i < len(old) and old[i][0] <= a else 0
+        new_gen, new_valid = (new[j][2], new[j][3]) if j < len(new) and new[j][0] <= a else (0, False)
         if old_gen != new_gen:
             yield a, b, new_valid
-
-
-def _lookup(runs: tuple[Run, ...], sector: int) -> tuple[int, bool]:
-    for s, e, g, v in runs:
-        if s <= sector < e:
-            return g, v
-        if s > sector:
-            break
-    return 0, False
