@@ -51,6 +51,7 @@ from .store import (
     ParentRef,
     RuntimeStatus,
     StateStore,
+    execution_started,
 )
 
 __all__ = ["DurableEngine", "EngineOptions"]
@@ -572,16 +573,7 @@ class DurableEngine:
     ) -> EpisodeCommit:
         execution_id = uuid.uuid4().hex
         new_input = host_encoded(outcome.continue_as_new_input)
-        started = new_event(
-            EventType.EXECUTION_STARTED,
-            now,
-            OrchestrationInstance={"InstanceId": record.instance_id, "ExecutionId": execution_id},
-            ParentInstance=None,
-            Name=record.name,
-            Version="",
-            Input=new_input,
-            Tags=None,
-        )
+        started = execution_started(record.instance_id, execution_id, record.name, new_input, record.parent, now)
         _LOG.info("instance %s: %s continues as new", record.instance_id, record.name)
         return EpisodeCommit(
             instance_id=record.instance_id,

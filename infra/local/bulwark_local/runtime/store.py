@@ -47,6 +47,7 @@ __all__ = [
     "RuntimeStatus",
     "StateStore",
     "TimerStatus",
+    "execution_started",
 ]
 
 _SCHEMA_VERSION = 1
@@ -544,30 +545,42 @@ class StateStore:
                 parent.task_id if parent else None,
             ),
         )
-        started = new_event(
-            EventType.EXECUTION_STARTED,
-            now,
-            OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
-            ParentInstance=(
-                {
-                    "Name": None,
-                    "OrchestrationInstance": {
-                        "InstanceId": parent.instance_id,
-                        "ExecutionId": parent.execution_id,
-                    },
-                    "TaskScheduleId": parent.task_id,
-                    "Version": "",
-                }
-                if parent
-                else None
-            ),
-            Name=name,
-            Version="",
-            Input=input,
-            Tags=None,
-            Generation=0,
-        )
+        started = execution_started(instance_id, execution_id, name, input, parent, now)
         _insert_message(db, instance_id, execution_id, started, now)
+
+
+def execution_started(
+    instance_id: str,
+    execution_id: str,
+    name: str,
+    input: str | None,
+    parent: ParentRef | None,
+    now: datetime,
+) -> HistoryEvent:
+    """The ExecutionStarted event that opens an execution's history."""
+    return new_event(
+        EventType.EXECUTION_STARTED,
+        now,
+        OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
+        ParentInstance=(
+            {
+                "Name": None,
+                "OrchestrationInstance": {
+                    "InstanceId": parent.instance_id,
+                    "ExecutionId": parent.execution_id,
+                },
+                "TaskScheduleId": parent.task_id,
+                "Version": "",
+            }
+            if parent
+            else None
+        ),
+        Name=name,
+        Version="",
+        Input=input,
+        Tags=None,
+        Generation=0,
+    )
 
 
 def _insert_message(
