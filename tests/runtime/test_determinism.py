@@ -101,3 +101,27 @@ def test_recorded_histories_replay_against_changed_code(tmp_path: Path) -> None:
     assert findings[0].instance_id == instance_id
     assert "scheduled an activity 'hello' with sequence id 0" in findings[0].message
     assert "this replay scheduled an activity 'hi'" in findings[0].message
+
+
+def test_check_command_replays_a_state_directory(tmp_path: Path) -> None:
+    options = HostOptions(port=0, state_dir=tmp_path, clock=ManualClock(), timers=False)
+    with LocalFunctionsHost.from_module("tests.runtime.sample_app", options) as host:
+        instance_id = host.start_new("countdown_orchestrator", 0)
+        assert host.wait_for_completion(instance_id).output == '"liftoff"'
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bulwark_local.runtime.check",
+            "--app",
+            "tests.runtime.sample_app",
+            "--state",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 histories replayed, 0 findings" in result.stderr
