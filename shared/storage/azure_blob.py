@@ -16,11 +16,13 @@ Semantics on Azure:
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
@@ -31,7 +33,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob import BlobLeaseClient, ContainerClient
+from azure.storage.blob import BlobBlock, BlobClient, BlobLeaseClient, ContainerClient
 
 from shared.core.errors import (
     BlobExistsError,
@@ -64,6 +66,7 @@ CLIENT_OPTIONS: Mapping[str, Any] = {
 blocks, ``_CONCURRENCY`` at a time, instead of one long request that fails as a whole."""
 
 _CONCURRENCY = 4
+_STAGE_SIZE = 8 * _MiB
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _AUTH_HINT = (
     "check AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or that your identity has the "
@@ -177,6 +180,9 @@ class AzureBlobStore:
             raise _translate(exc, key, self._where) from exc
         return AzureBlobLease(client, key, self._where)
 
+    def open_writer(self, key: str) -> AzureBlobWriter:
+        return AzureBlobWriter(self._container.get_blob_client(self._name(key)), key, self._where)
+
     def sweep(self) -> int:
         # Interrupted uploads leave only uncommitted blocks, which the service discards itself
         # (after a week); there is nothing of ours to remove.
@@ -185,6 +191,56 @@ class AzureBlobStore:
     def _name(self, key: str) -> str:
         check_key(key)
         return self._prefix + key
+
+
+class AzureBlobWriter:
+    """Stages blocks of ``_STAGE_SIZE`` as data arrives and commits the block list at the end.
+
+    Staged blocks are invisible until the commit, which uses If-None-Match: * so it never
+    overwrites; an abandoned writer leaves only uncommitted blocks, which the service discards.
+    """
+
+    def __init__(self, client: BlobClient, key: str, where: str) -> None:
+        self._client = client
+        self._key = key
+        self._where = where
+        self._buffer = bytearray()
+        self._blocks: list[str] = []
+        self._closed = False
+
+    def write(self, data: Buffer) -> None:
+        if self._closed:
+            raise StorageError(f"writer for '{self._key}' is closed")
+        self._buffer += memoryview(data).cast("B")
+        while len(self._buffer) >= _STAGE_SIZE:
+            self._stage(memoryview(self._buffer)[:_STAGE_SIZE])
+            del self._buffer[:_STAGE_SIZE]
+
+    def _stage(self, chunk: memoryview) -> None:
+        block_id = base64.b64encode(f"{len(self._blocks):08d}".encode()).decode()
+        try:
+            self._client.stage_block(block_id, bytes(chunk), length=len(chunk))
+        except AzureError as exc:
+            raise _translate(exc, self._key, self._where) from exc
+        self._blocks.append(block_id)
+
+    def commit(self) -> None:
+        if self._closed:
+            raise StorageError(f"writer for '{self._key}' is closed")
+        self._closed = True
+        if self._buffer or not self._blocks:
+            self._stage(memoryview(self._buffer))
+            self._buffer = bytearray()
+        try:
+            self._client.commit_block_list(
+                [BlobBlock(block_id=b) for b in self._blocks], match_condition=MatchConditions.IfMissing
+            )
+        except AzureError as exc:
+            raise _translate(exc, self._key, self._where) from exc
+
+    def abort(self) -> None:
+        self._closed = True
+        self._buffer = bytearray()
 
 
 class AzureBlobLease:

@@ -41,7 +41,14 @@ from shared.core.errors import (
 )
 from shared.storage.port import BlobInfo, BlobStore, Buffer
 
-__all__ = ["MAX_LEASE_SECONDS", "DirectoryLease", "DirectoryStore", "check_key", "check_lease_ttl"]
+__all__ = [
+    "MAX_LEASE_SECONDS",
+    "DirectoryLease",
+    "DirectoryStore",
+    "DirectoryWriter",
+    "check_key",
+    "check_lease_ttl",
+]
 
 MAX_LEASE_SECONDS = 60
 """Longest lease any store grants (Azure's limit); holders renew well within it."""
@@ -204,6 +211,15 @@ class DirectoryStore:
         except OSError as exc:
             raise _translate(exc, key, self.describe()) from exc
 
+    def open_writer(self, key: str) -> DirectoryWriter:
+        path = self._path(key)
+        try:
+            self._make_parents(path.parent)
+            fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(), dir=path.parent)
+        except OSError as exc:
+            raise _translate(exc, key, self.describe()) from exc
+        return DirectoryWriter(self, key, path, fd, Path(tmp_name))
+
     def sweep(self) -> int:
         freed = 0
         now = self._clock()
@@ -362,6 +378,52 @@ def _read_state(fd: int) -> dict[str, object]:
     except ValueError:
         return {}  # torn by a crash mid-write: its writer is gone, so the lease is free
     return state if isinstance(state, dict) else {}
+
+
+class DirectoryWriter:
+    """A temporary file next to the target, linked into place on commit (see put)."""
+
+    def __init__(self, store: DirectoryStore, key: str, path: Path, fd: int, tmp: Path) -> None:
+        self._store = store
+        self._key = key
+        self._path = path
+        self._fd: int | None = fd
+        self._tmp = tmp
+
+    def write(self, data: Buffer) -> None:
+        if self._fd is None:
+            raise StorageError(f"writer for '{self._key}' is closed")
+        try:
+            _write_all(self._fd, memoryview(data))
+        except OSError as exc:
+            self.abort()
+            raise _translate(exc, self._key, self._store.describe()) from exc
+
+    def commit(self) -> None:
+        if self._fd is None:
+            raise StorageError(f"writer for '{self._key}' is closed")
+        fd, self._fd = self._fd, None
+        try:
+            try:
+                if self._store._fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.link(self._tmp, self._path)
+            if self._store._fsync:
+                _fsync_dir(self._path.parent)
+        except FileExistsError as exc:
+            raise BlobExistsError(f"Object '{self._key}' already exists in {self._store.describe()}.") from exc
+        except OSError as exc:
+            raise _translate(exc, self._key, self._store.describe()) from exc
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+        self._tmp.unlink(missing_ok=True)
 
 
 def _write_all(fd: int, view: memoryview, *, offset: int | None = None) -> None:

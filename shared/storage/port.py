@@ -15,6 +15,9 @@ Contract (every implementation passes tests/storage/contract.py):
   It raises :class:`LeaseHeldError` while another holder's lease is live. A holder keeps the
   lease by calling ``renew`` within ``ttl_seconds``; a lease that is not renewed expires, so a
   crashed holder never blocks others for long.
+* ``open_writer`` returns a BlobWriter for an object written in pieces: nothing is visible until
+  ``commit``, which publishes it atomically and raises BlobExistsError if the key exists;
+  ``abort`` discards it (idempotent). Writers are used from one thread at a time.
 * ``sweep`` removes the store's own leftovers of puts that can never complete (a process killed
   mid-put) and returns the bytes freed; it never touches a put that may still be running.
 * Errors: :class:`TransientStorageError` for failures worth retrying (throttling, timeouts,
@@ -47,6 +50,14 @@ class Lease(Protocol):
         """Give the lease up; releasing a lost lease is not an error."""
 
 
+class BlobWriter(Protocol):
+    def write(self, data: Buffer) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 class BlobStore(Protocol):
     def describe(self) -> str:
         """Where the store is, for messages; never contains a secret."""
@@ -62,5 +73,7 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def acquire_lease(self, key: str, *, ttl_seconds: int) -> Lease: ...
+
+    def open_writer(self, key: str) -> BlobWriter: ...
 
     def sweep(self) -> int: ...

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from shared.core.errors import BlobExistsError, TransientStorageError, UsageError
-from shared.storage.port import BlobInfo, BlobStore, Buffer, Lease
+from shared.storage.port import BlobInfo, BlobStore, BlobWriter, Buffer, Lease
 
 __all__ = ["RetryingBlobStore"]
 
@@ -145,6 +145,11 @@ class RetryingBlobStore:
     def acquire_lease(self, key: str, *, ttl_seconds: int) -> Lease:
         lease = self._backoff.run(f"lease '{key}'", lambda: self._inner.acquire_lease(key, ttl_seconds=ttl_seconds))
         return _RetryingLease(lease, key, self._backoff)
+
+    def open_writer(self, key: str) -> BlobWriter:
+        # Pieces are not replayed here: a piece that failed may have been half-applied. Each
+        # backend request inside the writer is retried by the backend's own client.
+        return self._backoff.run(f"open '{key}'", lambda: self._inner.open_writer(key))
 
     def sweep(self) -> int:
         return self._backoff.run("sweep", self._inner.sweep)

@@ -173,6 +173,30 @@ class BlobStoreContract:
 
     # -- leases --------------------------------------------------------------------------------------
 
+    def test_writer_publishes_only_on_commit(self, store: BlobStore) -> None:
+        writer = store.open_writer("w/obj")
+        writer.write(b"abc")
+        writer.write(memoryview(bytearray(b"x" * (9 << 20))))  # crosses any staging size
+        assert [info.key for info in store.list("w/")] == []
+        writer.commit()
+        assert store.get("w/obj", length=3) == b"abc"
+        assert store.stat("w/obj").size == 3 + (9 << 20)
+
+    def test_writer_abort_leaves_nothing(self, store: BlobStore) -> None:
+        writer = store.open_writer("w/gone")
+        writer.write(b"partial")
+        writer.abort()
+        writer.abort()
+        assert [info.key for info in store.list("w/")] == []
+
+    def test_writer_never_overwrites(self, store: BlobStore) -> None:
+        store.put("w/taken", b"first")
+        writer = store.open_writer("w/taken")
+        writer.write(b"second")
+        with pytest.raises(BlobExistsError):
+            writer.commit()
+        assert store.get("w/taken") == b"first"
+
     def test_sweep_keeps_every_object(self, store: BlobStore) -> None:
         store.put("a/b", b"1")
         store.put("c", b"2")

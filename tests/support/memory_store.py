@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from shared.core.errors import BlobExistsError, BlobNotFoundError, LeaseHeldError, UsageError
+from shared.core.errors import BlobExistsError, BlobNotFoundError, LeaseHeldError, StorageError, UsageError
 from shared.storage.directory import check_key, check_lease_ttl
-from shared.storage.port import BlobInfo, BlobStore, Buffer, Lease
+from shared.storage.port import BlobInfo, BlobStore, BlobWriter, Buffer, Lease
 
 __all__ = ["FakeClock", "FaultyBlobStore", "InMemoryBlobStore"]
 
@@ -91,6 +91,10 @@ class InMemoryBlobStore:
 
     # -- used by _MemoryLease ------------------------------------------------------------------------
 
+    def open_writer(self, key: str) -> BlobWriter:
+        check_key(key)
+        return _MemoryWriter(self, key)
+
     def sweep(self) -> int:
         return 0  # puts are atomic in memory: nothing is ever left behind
 
@@ -114,6 +118,27 @@ class InMemoryBlobStore:
         if found is None:
             raise BlobNotFoundError(f"No object '{key}' in memory.")
         return found
+
+
+class _MemoryWriter:
+    def __init__(self, store: InMemoryBlobStore, key: str) -> None:
+        self._store = store
+        self._key = key
+        self._data: bytearray | None = bytearray()
+
+    def write(self, data: Buffer) -> None:
+        if self._data is None:
+            raise StorageError(f"writer for '{self._key}' is closed")
+        self._data += memoryview(data).cast("B")
+
+    def commit(self) -> None:
+        if self._data is None:
+            raise StorageError(f"writer for '{self._key}' is closed")
+        data, self._data = self._data, None
+        self._store.put(self._key, data)
+
+    def abort(self) -> None:
+        self._data = None
 
 
 class _MemoryLease:
@@ -216,6 +241,9 @@ class FaultyBlobStore:
 
     def delete(self, key: str) -> None:
         self.call("delete", lambda: self.inner.delete(key))
+
+    def open_writer(self, key: str) -> BlobWriter:
+        return self.call("open_writer", lambda: self.inner.open_writer(key))
 
     def sweep(self) -> int:
         return self.call("sweep", self.inner.sweep)
