@@ -158,3 +158,94 @@ def redact(text: str) -> str:
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+# -- Azure control plane and sources (appended) ----------------------------------------------------
+#
+#     BulwarkError
+#     ├── SourceError
+#     │   ├── SnapshotAccessError       a SAS was refused: expired, revoked or never granted (exit 8)
+#     │   ├── UnsupportedDiskError      the disk's format cannot be read (VHDX, not a fixed VHD)
+#     │   └── SqlExportRefusedError     BACPAC cannot export this database (pre-flight check)
+#     └── AzureApiError                 an Azure management call failed (exit 9)
+#         ├── AzureResourceNotFoundError   an id names nothing
+#         │   └── ResourceGroupNotFoundError
+#         ├── AzureAuthError            the identity is unknown or lacks a role
+#         ├── WrongRegionError          a resource is in another region than the operation needs
+#         ├── AzureConflictError        the resource's state forbids the operation (409)
+#         ├── AzureOperationFailedError a long-running operation ended Failed or Canceled
+#         └── TransientAzureError       5xx, timeouts, connection resets: may succeed when retried
+#             └── ThrottledError        429 after the client's own retries; carries retry_after
+
+
+class SnapshotAccessError(SourceError):
+    code = "snapshot_access"
+
+
+class UnsupportedDiskError(SourceError):
+    code = "unsupported_disk"
+
+
+class SqlExportRefusedError(SourceError):
+    code = "sql_export_refused"
+
+
+class AzureApiError(BulwarkError):
+    code = "azure"
+    exit_code = 9
+
+
+class AzureResourceNotFoundError(AzureApiError):
+    code = "azure_resource_not_found"
+
+
+class ResourceGroupNotFoundError(AzureResourceNotFoundError):
+    code = "resource_group_not_found"
+
+
+class AzureAuthError(AzureApiError):
+    code = "azure_auth"
+
+
+class WrongRegionError(AzureApiError):
+    code = "wrong_region"
+
+
+class AzureConflictError(AzureApiError):
+    code = "azure_conflict"
+
+
+class AzureOperationFailedError(AzureApiError):
+    code = "azure_operation_failed"
+
+
+class TransientAzureError(AzureApiError):
+    """A failure that may succeed when retried: 5xx, timeouts, connection resets."""
+
+    code = "azure_transient"
+
+
+class ThrottledError(TransientAzureError):
+    """Azure answered 429 more often than the client retries; ``retry_after`` is its last advice."""
+
+    code = "azure_throttled"
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+__all__ += [
+    "AzureApiError",
+    "AzureAuthError",
+    "AzureConflictError",
+    "AzureOperationFailedError",
+    "AzureResourceNotFoundError",
+    "ResourceGroupNotFoundError",
+    "SnapshotAccessError",
+    "SqlExportRefusedError",
+    "ThrottledError",
+    "TransientAzureError",
+    "UnsupportedDiskError",
+    "WrongRegionError",
+]

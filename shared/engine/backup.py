@@ -115,7 +115,6 @@ def backup_image(
     with repo.session():
         # The marker is written before the index is read: prune relies on that order.
         index = repo.load_index()
-        writer = BlockWriter(repo, index)
         result = BackupResult(point=_placeholder_point())
         if changes is not None:
             planned, holes = plan_incremental(changes, block_size)
@@ -125,10 +124,11 @@ def backup_image(
             to_read = blocks_touched(source.allocated(), block_size)  # lazy: memory stays flat
             holes = []
             base = None
-        blocks = _run_pipeline(repo, source, index, to_read, workers, result, progress)
-        builder = _MapBuilder(repo, index, writer, source.size, base)
-        maps = _build_maps(builder, writer, blocks, holes)
-        writer.flush()
+        with BlockWriter(repo, index) as writer:
+            blocks = _run_pipeline(repo, source, index, to_read, workers, result, progress)
+            builder = _MapBuilder(repo, index, writer, source.size, base)
+            maps = _build_maps(builder, writer, blocks, holes)
+            writer.flush()
         result.bytes_stored = writer.stats.bytes_stored
         result.duration_s = perf_counter() - started
         point = Point(

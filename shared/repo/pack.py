@@ -23,7 +23,7 @@ __all__ = [
     "ENTRY",
     "PACKS_PREFIX",
     "PackEntry",
-    "PackWriter",
+    "PackLayout",
     "decode_entries",
     "check_block",
     "encode_entries",
@@ -91,55 +91,35 @@ def _trailer_name(pack_id: str) -> str:
     return f"pack-trailer:{pack_id}"
 
 
-class PackWriter:
-    """Fills one preallocated buffer with sealed blocks, then hands out the finished pack.
+class PackLayout:
+    """Where each block of the pack being written goes, and the trailer that ends it.
 
-    The buffer is reused from pack to pack, so a backup allocates its pack memory once
-    (fresh 1 MiB allocations per block cost page faults; docs/perf).
+    Bytes themselves are streamed to storage by the caller; this only keeps the bookkeeping,
+    so a pack costs no memory beyond its entry list.
     """
 
-    def __init__(self, key: MasterKey, target_size: int, max_block: int) -> None:
-        self._key = key
+    def __init__(self, target_size: int) -> None:
         self._target = target_size
-        self._buffer = bytearray(target_size + max_block + SEAL_OVERHEAD)
-        self._used = 0
-        self._entries: list[PackEntry] = []
-
-    @property
-    def used(self) -> int:
-        return self._used
+        self.pack_id = os.urandom(16).hex()
+        self.size = 0
+        self.entries: list[PackEntry] = []
 
     @property
     def is_empty(self) -> bool:
-        return not self._entries
+        return not self.entries
 
     def fits(self, sealed_length: int) -> bool:
-        """Whether a block of this sealed size belongs in the current pack."""
-        return self.is_empty or self._used + sealed_length <= self._target
+        """Whether a block of this sealed size belongs in this pack (a first block always does)."""
+        return self.is_empty or self.size + sealed_length <= self._target
 
-    def add(self, block_id: bytes, kind: int, codec: Codec, sealed: bytes | bytearray, raw_length: int) -> None:
-        end = self._used + len(sealed)
-        if end > len(self._buffer):
-            self._buffer.extend(bytes(end - len(self._buffer)))
-        self._buffer[self._used : end] = sealed
-        self._entries.append(PackEntry(block_id, kind, int(codec), self._used, len(sealed), raw_length))
-        self._used = end
+    def add(self, block_id: bytes, kind: int, codec: Codec, sealed_length: int, raw_length: int) -> None:
+        self.entries.append(PackEntry(block_id, kind, int(codec), self.size, sealed_length, raw_length))
+        self.size += sealed_length
 
-    def finish(self) -> tuple[str, memoryview, list[PackEntry]]:
-        """Seal the trailer and return (pack id, pack bytes, entries).
-
-        The returned view aliases the internal buffer: store it before the next ``add``.
-        """
-        pack_id = os.urandom(16).hex()
-        trailer = seal_object(self._key, ObjectType.PACK_TRAILER, _trailer_name(pack_id), encode_entries(self._entries))
-        tail = trailer + _TRAILER_LEN.pack(len(trailer))
-        end = self._used + len(tail)
-        if end > len(self._buffer):
-            self._buffer.extend(bytes(end - len(self._buffer)))
-        self._buffer[self._used : end] = tail
-        entries, self._entries = self._entries, []
-        self._used = 0
-        return pack_id, memoryview(self._buffer)[:end], entries
+    def trailer(self, key: MasterKey) -> bytes:
+        """The encrypted trailer and its length field: the last bytes of the pack."""
+        sealed = seal_object(key, ObjectType.PACK_TRAILER, _trailer_name(self.pack_id), encode_entries(self.entries))
+        return sealed + _TRAILER_LEN.pack(len(sealed))
 
 
 def read_trailer(key: MasterKey, pack_id: str, data: bytes) -> list[PackEntry]:

@@ -12,7 +12,7 @@ from shared.core.crypto import DecryptionFailed, MasterKey, ScryptParams
 from shared.core.envelope import EnvelopeError, ObjectType, open_object, seal_object
 from shared.repo.index import decode_index, encode_index
 from shared.repo.keys import KeySlot, new_passphrase_slot, open_slot
-from shared.repo.pack import PackWriter, check_block, read_trailer, seal_block
+from shared.repo.pack import PackLayout, check_block, read_trailer, seal_block
 from shared.repo.point import MAP_SPAN, decode_map, encode_map
 
 KEY = MasterKey(bytes(range(32)))
@@ -49,21 +49,20 @@ def test_incompressible_blocks_are_stored_raw() -> None:
 
 
 def test_pack_trailer_lists_every_block_and_blocks_authenticate() -> None:
-    writer = PackWriter(KEY, target_size=4096, max_block=1024)
+    layout = PackLayout(target_size=4096)
     blocks = [bytes([n]) * 1000 for n in range(3)]
+    body = bytearray()
     for data in blocks:
-        codec, body = compress(data, 1)
+        codec, packed = compress(data, 1)
         block_id = KEY.block_id(data)
-        writer.add(
-            block_id,
-            ObjectType.DATA_BLOCK,
-            codec,
-            seal_block(KEY, ObjectType.DATA_BLOCK, codec, block_id, body),
-            len(data),
-        )
-    pack_id, view, entries = writer.finish()
-    data = bytes(view)
-    assert read_trailer(KEY, pack_id, data) == entries
+        sealed = seal_block(KEY, ObjectType.DATA_BLOCK, codec, block_id, packed)
+        assert layout.fits(len(sealed))
+        layout.add(block_id, ObjectType.DATA_BLOCK, codec, len(sealed), len(data))
+        body += sealed
+    assert not layout.fits(4096)
+    data = bytes(body + layout.trailer(KEY))
+    entries = layout.entries
+    assert read_trailer(KEY, layout.pack_id, data) == entries
     for entry, original in zip(entries, blocks, strict=True):
         assert check_block(KEY, entry, data[entry.offset : entry.offset + entry.length]) == original
     # a block presented under another id fails
@@ -71,14 +70,15 @@ def test_pack_trailer_lists_every_block_and_blocks_authenticate() -> None:
     with pytest.raises(DecryptionFailed):
         check_block(KEY, entries[0], data[wrong.offset : wrong.offset + wrong.length])
     with pytest.raises(EnvelopeError):
-        read_trailer(KEY, pack_id, data[:-1])
+        read_trailer(KEY, layout.pack_id, data[:-1])
+    with pytest.raises(EnvelopeError):
+        read_trailer(KEY, "0" * 32, data)  # a trailer is bound to its pack id
 
 
 def test_index_round_trip() -> None:
-    writer = PackWriter(KEY, target_size=1 << 20, max_block=1024)
-    writer.add(b"\x01" * 32, ObjectType.DATA_BLOCK, Codec.NONE, b"x" * 40, 12)
-    pack_id, _, entries = writer.finish()
-    assert list(decode_index(encode_index([(pack_id, entries)]))) == [(pack_id, entries)]
+    layout = PackLayout(target_size=1 << 20)
+    layout.add(b"\x01" * 32, ObjectType.DATA_BLOCK, Codec.NONE, 40, 12)
+    assert list(decode_index(encode_index([(layout.pack_id, layout.entries)]))) == [(layout.pack_id, layout.entries)]
 
 
 def test_map_round_trip_and_bounds() -> None:
