@@ -1,20 +1,20 @@
-"""What every CLI command needs: the repository location, the passphrase and progress output.
+"""What every CLI command needs: the repository, the passphrase, output and progress.
 
-This is the CLI's edge: it reads the environment (BULWARK_PASSWORD and the storage credentials)
-and hands explicit values to the library.
+This is the CLI's edge: it reads the environment (BULWARK_PASSWORD, BULWARK_REPO and the storage
+credentials) and hands explicit values to the library. rich is imported only when a terminal
+will show its output, so scripted calls start fast.
 """
 
 from __future__ import annotations
 
+import argparse
 import getpass
+import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from shared.core.clock import SystemClock
 from shared.core.errors import UsageError
@@ -22,9 +22,49 @@ from shared.repo.repository import Repository
 from shared.storage.location import open_store
 from shared.storage.port import BlobStore
 
-__all__ = ["err_console", "open_repository", "progress_bar", "read_passphrase", "store_for"]
+__all__ = [
+    "Advance",
+    "add_repo_options",
+    "emit_json",
+    "human_size",
+    "open_repository",
+    "progress",
+    "read_passphrase",
+    "say",
+    "store_for",
+]
 
-err_console = Console(stderr=True, highlight=False)
+Advance = Callable[[int], None]
+
+REPO_HELP = (
+    "repository: a directory path; https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX] (key from "
+    "AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, else Azure sign-in); or azure://CONTAINER[/PREFIX] "
+    "with AZURE_STORAGE_CONNECTION_STRING (default: $BULWARK_REPO)"
+)
+
+
+def add_repo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", "-r", metavar="REPO", default=os.environ.get("BULWARK_REPO"), help=REPO_HELP)
+    parser.add_argument(
+        "--password-file", type=Path, metavar="FILE", help="read the passphrase from FILE (default: $BULWARK_PASSWORD)"
+    )
+
+
+def say(message: str) -> None:
+    """A line for people, on stderr (stdout carries results)."""
+    sys.stderr.write(message + "\n")
+
+
+def emit_json(doc: object) -> None:
+    sys.stdout.write(json.dumps(doc, sort_keys=True) + "\n")
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024:
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
 
 
 def store_for(location: str | None, *, create: bool = False) -> BlobStore:
@@ -54,26 +94,32 @@ def read_passphrase(password_file: Path | None, *, confirm: bool = False) -> str
     return first
 
 
-def open_repository(location: str | None, password_file: Path | None) -> Repository:
-    store = store_for(location)
-    return Repository.open(store, read_passphrase(password_file), SystemClock())
+def open_repository(args: argparse.Namespace) -> Repository:
+    return Repository.open(store_for(args.repo), read_passphrase(args.password_file), SystemClock())
 
 
 @contextmanager
-def progress_bar(description: str, total: int, *, enabled: bool = True) -> Iterator[Progress | None]:
-    """A byte progress bar on stderr, shown only when stderr is a terminal."""
-    if not enabled or not err_console.is_terminal:
+def progress(description: str, total: int, *, enabled: bool = True) -> Iterator[Advance | None]:
+    """A byte progress bar on stderr when it is a terminal; otherwise nothing at all."""
+    if not enabled or not sys.stderr.isatty():
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     bar = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(binary_units=True),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=err_console,
         transient=True,
     )
     with bar:
-        bar.add_task(description, total=total)
-        yield bar
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)

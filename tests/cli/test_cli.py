@@ -297,6 +297,9 @@ def test_flipped_byte_in_a_manifest(two_points: tuple[Path, list[str]], tmp_path
 
 def test_help_teaches(tmp_path: Path) -> None:
     out = run("backup-image", "--help", password=None).stdout
-    assert "--changed-ranges" in out and "Example:" in out
-    assert "Exit codes" in run("--help", password=None).stdout
+    assert "--changed-ranges" in out and "examples:" in out and '"cleared"' in out
+    top = run("--help", password=None).stdout
+    assert "exit codes:" in top and "BULWARK_PASSWORD" in top
+    proc = run("backup-image", "--workers", "0", "x.img", password=None, check=False)
+    assert proc.returncode == 2 and "must be a whole number from 1 to 64" in proc.stderr
     shutil.rmtree(tmp_path, ignore_errors=True)
