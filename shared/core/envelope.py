@@ -43,6 +43,7 @@ class ObjectType(IntEnum):
     DATA_BLOCK = 16
     MAP_BLOCK = 17
     FILE_BLOCK = 18
+    FILE_LIST = 19
 
 
 class EnvelopeError(Exception):
