@@ -1,0 +1,177 @@
+"""What the Azure ports return: small frozen dataclasses, never SDK models.
+
+``SasUrl`` wraps a shared access signature URL. It is a secret (anyone holding it can read the
+disk), so its ``repr``/``str`` show only the blob's address; ``reveal()`` is the one way to the
+full URL, and only adapters that send it to Azure call it. It is deliberately not serialisable to
+JSON: orchestration inputs and outputs carry resource ids and the SAS is granted in the activity
+that uses it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared.core.errors import UsageError
+
+__all__ = [
+    "DiskInfo",
+    "SasUrl",
+    "SnapshotInfo",
+    "VmDisk",
+    "VmInfo",
+    "VmSelection",
+]
+
+
+class SasUrl:
+    """A SAS URL whose signature never reaches a log, an exception or a repr."""
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: str) -> None:
+        if not url.startswith(("https://", "http://")):
+            raise UsageError("a SAS URL must start with https://")
+        self._url = url
+
+    def reveal(self) -> str:
+        """The full URL, signature included: pass it to Azure, never to a log or a message."""
+        return self._url
+
+    @property
+    def address(self) -> str:
+        """Scheme, host and path: safe to show."""
+        return self._url.split("?", 1)[0]
+
+    def __repr__(self) -> str:
+        return f"SasUrl('{self.address}?<signature hidden>')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SasUrl) and other._url == self._url
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a SasUrl is a secret and is not pickled; pass the resource id and grant access again")
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    """A managed disk."""
+
+    id: str
+    name: str
+    resource_group: str
+    location: str
+    size_bytes: int
+    unique_id: str
+    disk_state: str
+    sku: str | None = None
+    os_type: str | None = None
+    managed_by: str | None = None
+    zones: tuple[str, ...] = ()
+    time_created: dt.datetime | None = None
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class VmDisk:
+    """One disk of a VM as its storage profile names it: managed (an id) or unmanaged (a VHD URI).
+
+    ``lun`` is None for the OS disk. For managed disks discovery fills ``size_bytes`` and
+    ``unique_id`` from the disk resource; for VHDs ``size_bytes`` is None until the blob is read.
+    """
+
+    name: str
+    lun: int | None
+    managed_disk_id: str | None = None
+    vhd_uri: str | None = None
+    size_bytes: int | None = None
+    unique_id: str | None = None
+    caching: str | None = None
+
+    @property
+    def is_os_disk(self) -> bool:
+        return self.lun is None
+
+    @property
+    def is_managed(self) -> bool:
+        return self.managed_disk_id is not None
+
+
+@dataclass(frozen=True)
+class VmInfo:
+    id: str
+    name: str
+    subscription_id: str
+    resource_group: str
+    location: str
+    vm_size: str | None
+    os_type: str | None
+    os_disk: VmDisk
+    data_disks: tuple[VmDisk, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def disks(self) -> tuple[VmDisk, ...]:
+        """The OS disk first, then data disks by LUN."""
+        return (self.os_disk, *self.data_disks)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A (normally incremental) snapshot of a managed disk."""
+
+    id: str
+    name: str
+    resource_group: str
+    location: str
+    source_disk_id: str
+    source_unique_id: str | None
+    family_id: str | None
+    incremental: bool
+    time_created: dt.datetime
+    size_bytes: int
+    provisioning_state: str
+    disk_state: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class VmSelection:
+    """Which VMs a policy protects.
+
+    * ``vm_ids``: these VMs, whatever their tags (each must exist).
+    * ``resource_groups``: every VM in these groups (each group must exist) that matches ``tags``.
+    * neither: every VM of the subscription that matches ``tags``.
+    * ``tags``: all must match; the value ``"*"`` matches any value of that tag.
+    * ``exclude_ids`` / ``exclude_tags``: drop a VM named here, or carrying any one of these tags
+      (``"*"`` again matching any value), even when it was named in ``vm_ids``.
+    """
+
+    resource_groups: tuple[str, ...] = ()
+    vm_ids: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    exclude_ids: tuple[str, ...] = ()
+    exclude_tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def wants_tags(self, tags: Mapping[str, str]) -> bool:
+        """The positive tag filter (all of ``self.tags``)."""
+        return all(_tag_matches(tags, key, value) for key, value in self.tags.items())
+
+    def excludes(self, vm_id: str, tags: Mapping[str, str]) -> bool:
+        if vm_id.lower() in {e.lower() for e in self.exclude_ids}:
+            return True
+        return any(_tag_matches(tags, key, value) for key, value in self.exclude_tags.items())
+
+
+def _tag_matches(tags: Mapping[str, str], key: str, value: str) -> bool:
+    # Azure tag names are case-insensitive; values are case-sensitive.
+    for name, actual in tags.items():
+        if name.lower() == key.lower():
+            return value == "*" or actual == value
+    return False

@@ -1,0 +1,122 @@
+"""The Azure ports: what the rest of Bulwark needs from Azure, as narrow Protocols.
+
+Implemented by the adapters in this package (``compute.AzureCompute`` implements the first four);
+services and activities take these types, so tests can hand them fakes. Every method raises only
+``shared.core.errors`` types (``AzureApiError`` and its subclasses, ``UsageError`` for malformed
+ids), never an SDK exception; no return value holds an SDK model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from .model import DiskInfo, SasUrl, SnapshotInfo, VmInfo, VmSelection
+
+__all__ = ["DiskAccess", "DiskSnapshots", "RestoreTargets", "VmInventory"]
+
+
+class VmInventory(Protocol):
+    """Finds the VMs a policy protects and their disks."""
+
+    def discover(self, selection: VmSelection) -> list[VmInfo]:
+        """The selected VMs sorted by id, each with its OS and data disks (managed disks with size
+        and uniqueId). A named VM or resource group that does not exist raises
+        ``AzureResourceNotFoundError`` / ``ResourceGroupNotFoundError`` naming it."""
+        ...
+
+    def get_vm(self, vm_id: str) -> VmInfo: ...
+
+    def get_disk(self, disk_id: str) -> DiskInfo: ...
+
+
+class DiskSnapshots(Protocol):
+    """Incremental snapshots of managed disks and their chains."""
+
+    def create_snapshot(
+        self,
+        disk: DiskInfo,
+        *,
+        resource_group: str,
+        name: str,
+        tags: Mapping[str, str],
+        location: str | None = None,
+    ) -> SnapshotInfo:
+        """An incremental snapshot of ``disk`` named ``name`` in ``resource_group`` (the VM's) and the
+        disk's region; PUTting the same name again returns the existing snapshot (idempotent).
+        ``location`` other than the disk's raises ``WrongRegionError`` before any call."""
+        ...
+
+    def get_snapshot(self, snapshot_id: str) -> SnapshotInfo: ...
+
+    def snapshot_chain(
+        self,
+        disk: DiskInfo | str,
+        *,
+        resource_group: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> list[SnapshotInfo]:
+        """The disk's incremental snapshots, oldest first (``timeCreated``)."""
+        ...
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Delete; a snapshot that is already gone is not an error."""
+        ...
+
+
+class DiskAccess(Protocol):
+    """Short-lived SAS grants on snapshots and disks. A SasUrl is a secret: never log it."""
+
+    def grant_read(self, resource_id: str, *, seconds: int | None = None) -> SasUrl: ...
+
+    def grant_write(self, disk_id: str, *, seconds: int | None = None) -> SasUrl: ...
+
+    def revoke(self, resource_id: str) -> None:
+        """End every SAS of the resource; harmless when none is open."""
+        ...
+
+
+class RestoreTargets(Protocol):
+    """Disks and VMs a restore writes into."""
+
+    def create_upload_disk(
+        self,
+        *,
+        resource_group: str,
+        name: str,
+        location: str,
+        size_bytes: int,
+        sku: str = "Standard_LRS",
+        os_type: str | None = None,
+        hyper_v_generation: str | None = None,
+        zones: Sequence[str] = (),
+        tags: Mapping[str, str] | None = None,
+    ) -> DiskInfo: ...
+
+    def create_disk_from_snapshot(
+        self,
+        *,
+        resource_group: str,
+        name: str,
+        snapshot: SnapshotInfo,
+        sku: str | None = None,
+        size_gb: int | None = None,
+        zones: Sequence[str] = (),
+        tags: Mapping[str, str] | None = None,
+    ) -> DiskInfo: ...
+
+    def create_vm(
+        self,
+        *,
+        resource_group: str,
+        name: str,
+        location: str,
+        vm_size: str,
+        os_disk_id: str,
+        os_type: str,
+        data_disks: Sequence[tuple[int, str]] = (),
+        nic_ids: Sequence[str] = (),
+        tags: Mapping[str, str] | None = None,
+    ) -> VmInfo: ...
+
+    def delete_disk(self, disk_id: str) -> None: ...
