@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shared.cli.session import add_repo_options, emit_json, human_size, open_repository, progress, say
+from shared.cli.session import (
+    add_repo_options,
+    emit_json,
+    human_size,
+    open_repository,
+    parse_tags,
+    progress,
+    say,
+    workers_count,
+)
 from shared.core.errors import UsageError
 from shared.engine.fileset import backup_fileset, restore_fileset
 from shared.repo import walk
@@ -37,7 +46,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "retention keeps points per source",
     )
     backup.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="label the point (repeatable)")
-    backup.add_argument("--workers", type=_workers, default=2, metavar="N", help="parallel threads (default 2)")
+    backup.add_argument("--workers", type=workers_count, default=2, metavar="N", help="parallel threads (default 2)")
     backup.add_argument(
         "--json", action="store_true", help="print one JSON object: point id, statistics and the tables"
     )
@@ -59,29 +68,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     restore.add_argument("out_file", type=Path, metavar="OUT_FILE", help="the .bacpac file to create")
     add_repo_options(restore)
     restore.add_argument("--overwrite", action="store_true", help="replace OUT_FILE if it exists")
-    restore.add_argument("--workers", type=_workers, default=2, metavar="N", help="parallel threads (default 2)")
+    restore.add_argument("--workers", type=workers_count, default=2, metavar="N", help="parallel threads (default 2)")
     restore.add_argument("--json", action="store_true", help="print the result as JSON")
     restore.set_defaults(run=restore_cmd)
 
 
-def _workers(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 64:
-        raise argparse.ArgumentTypeError("must be a whole number from 1 to 64")
-    return int(text)
-
-
-def _parse_tags(tags: list[str]) -> dict[str, str]:
-    parsed: dict[str, str] = {}
-    for tag in tags:
-        name, sep, value = tag.partition("=")
-        if not sep or not name:
-            raise UsageError(f"tag {tag!r} is not of the form key=value")
-        parsed[name] = value
-    return parsed
-
-
 def backup_cmd(args: argparse.Namespace) -> int:
-    tags = _parse_tags(args.tag)
+    tags = parse_tags(args.tag)
     # The BACPAC is validated before the repository is opened: a wrong file fails at once.
     with BacpacFile(args.file, source_id=args.source) as bacpac:
         tables = bacpac.tables()

@@ -6,7 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
-from shared.cli.session import add_repo_options, emit_json, human_size, open_repository, progress, say
+from shared.cli.session import (
+    add_repo_options,
+    emit_json,
+    human_size,
+    open_repository,
+    parse_tags,
+    progress,
+    say,
+    workers_count,
+)
 from shared.core.errors import UsageError
 from shared.core.ranges import ChangeSet
 from shared.engine.backup import backup_image
@@ -35,7 +44,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     backup.add_argument("--parent", metavar="POINT", help="earlier point of this disk: id, prefix or 'latest'")
     backup.add_argument("--changed-ranges", type=Path, metavar="FILE.json", help="what changed since --parent")
     backup.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="label the point (repeatable)")
-    backup.add_argument("--workers", type=_workers, default=2, metavar="N", help="parallel threads (default 2)")
+    backup.add_argument("--workers", type=workers_count, default=2, metavar="N", help="parallel threads (default 2)")
     backup.add_argument("--json", action="store_true", help="print one JSON object: point id and statistics")
     backup.set_defaults(run=backup_cmd)
 
@@ -51,29 +60,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     restore.add_argument("target", type=Path, metavar="TARGET", help="file to create")
     add_repo_options(restore)
     restore.add_argument("--overwrite", action="store_true", help="replace TARGET if it exists")
-    restore.add_argument("--workers", type=_workers, default=2, metavar="N", help="parallel threads (default 2)")
+    restore.add_argument("--workers", type=workers_count, default=2, metavar="N", help="parallel threads (default 2)")
     restore.add_argument("--json", action="store_true", help="print the result as JSON")
     restore.set_defaults(run=restore_cmd)
 
 
-def _workers(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 64:
-        raise argparse.ArgumentTypeError("must be a whole number from 1 to 64")
-    return int(text)
-
-
-def _parse_tags(tags: list[str]) -> dict[str, str]:
-    parsed: dict[str, str] = {}
-    for tag in tags:
-        name, sep, value = tag.partition("=")
-        if not sep or not name:
-            raise UsageError(f"tag {tag!r} is not of the form key=value")
-        parsed[name] = value
-    return parsed
-
-
 def backup_cmd(args: argparse.Namespace) -> int:
-    tags = _parse_tags(args.tag)
+    tags = parse_tags(args.tag)
     repository = open_repository(args)
     with ImageFileSource(args.file) as source:
         parent = None

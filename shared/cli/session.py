@@ -28,10 +28,12 @@ __all__ = [
     "emit_json",
     "human_size",
     "open_repository",
+    "parse_tags",
     "progress",
     "read_passphrase",
     "say",
     "store_for",
+    "workers_count",
 ]
 
 Advance = Callable[[int], None]
@@ -48,6 +50,24 @@ def add_repo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--password-file", type=Path, metavar="FILE", help="read the passphrase from FILE (default: $BULWARK_PASSWORD)"
     )
+
+
+def workers_count(text: str) -> int:
+    """argparse type for --workers."""
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError("must be a whole number from 1 to 64")
+    return int(text)
+
+
+def parse_tags(tags: list[str]) -> dict[str, str]:
+    """--tag key=value options as a dict."""
+    parsed: dict[str, str] = {}
+    for tag in tags:
+        name, sep, value = tag.partition("=")
+        if not sep or not name:
+            raise UsageError(f"tag {tag!r} is not of the form key=value")
+        parsed[name] = value
+    return parsed
 
 
 def say(message: str) -> None:

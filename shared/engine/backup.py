@@ -12,7 +12,6 @@ are referenced from the parent's maps, and whole blocks inside cleared ranges be
 from __future__ import annotations
 
 import socket
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +24,7 @@ from shared.core.envelope import ObjectType
 from shared.core.errors import IntegrityError, SourceError, UsageError
 from shared.core.ranges import ChangeSet, blocks_touched, plan_incremental
 from shared.engine.source import BlockSource
+from shared.repo.dedup import Deduper
 from shared.repo.index import Index
 from shared.repo.pack import seal_block
 from shared.repo.point import MAP_SPAN, ImageMap, Point, decode_map, encode_map, new_point_id
@@ -73,22 +73,6 @@ class _Block:
     index: int
     block_id: bytes | None  # None: all zeros
     new: tuple[Codec, bytearray, int] | None  # (codec, sealed, plaintext length) when not yet stored
-
-
-class _Deduper:
-    """Decides, once per id across threads, which thread stores a block."""
-
-    def __init__(self, index: Index) -> None:
-        self._index = index
-        self._claimed: set[bytes] = set()
-        self._lock = threading.Lock()
-
-    def claim(self, block_id: bytes) -> bool:
-        with self._lock:
-            if block_id in self._index or block_id in self._claimed:
-                return False
-            self._claimed.add(block_id)
-            return True
 
 
 def backup_image(
@@ -171,7 +155,7 @@ def _run_pipeline(
     block_size = repo.config.block_size
     size = source.size
     zeros = bytes(block_size)
-    dedup = _Deduper(index)
+    dedup = Deduper(index)
 
     def process(block: int) -> _Block:
         offset = block * block_size

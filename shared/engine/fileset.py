@@ -17,7 +17,6 @@ ahead on a thread pool. Chunks are authenticated before they are handed over.
 from __future__ import annotations
 
 import socket
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,7 +31,7 @@ from shared.core.compression import Codec, compress
 from shared.core.envelope import ObjectType
 from shared.core.errors import IntegrityError, SourceError
 from shared.repo import walk
-from shared.repo.index import Index
+from shared.repo.dedup import Deduper
 from shared.repo.pack import seal_block
 from shared.repo.point import LIST_SPAN, Attr, ChunkRef, FileMember, FileSet, Point, encode_chunk_list, new_point_id
 from shared.repo.repository import Repository
@@ -157,22 +156,6 @@ class _Chunk:
     new: tuple[Codec, bytearray] | None  # (codec, sealed) when this thread claimed it
 
 
-class _Claims:
-    """Decides, once per id across threads, which chunk stores a block."""
-
-    def __init__(self, index: Index) -> None:
-        self._index = index
-        self._claimed: set[bytes] = set()
-        self._lock = threading.Lock()
-
-    def claim(self, block_id: bytes) -> bool:
-        with self._lock:
-            if block_id in self._index or block_id in self._claimed:
-                return False
-            self._claimed.add(block_id)
-            return True
-
-
 class _MemberStorer:
     """Stores members' chunks and chunk lists through one BlockWriter, in member order."""
 
@@ -181,7 +164,7 @@ class _MemberStorer:
         repo: Repository,
         writer: BlockWriter,
         pool: ThreadPoolExecutor,
-        claims: _Claims,
+        claims: Deduper,
         workers: int,
         result: FileSetBackupResult,
         progress: Progress | None,
@@ -276,7 +259,7 @@ def backup_fileset(
             BlockWriter(repo, index) as writer,
             ThreadPoolExecutor(workers, thread_name_prefix="fileset") as pool,
         ):
-            storer = _MemberStorer(repo, writer, pool, _Claims(index), workers, result, progress)
+            storer = _MemberStorer(repo, writer, pool, Deduper(index), workers, result, progress)
             for member in source.members():
                 with source.open(member.name) as stream:
                     lists, size = storer.store(stream, chunker)
