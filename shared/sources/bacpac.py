@@ -360,9 +360,12 @@ def _number(member: FileMember, name: str, default: int) -> int:
 
 def _blob(member: FileMember, name: str) -> bytes:
     value = member.attrs.get(name, "")
-    if not isinstance(value, str):
-        raise IntegrityError(f"member {member.name}: zip metadata {name} is not base64 text")
-    return base64.b64decode(value)
+    try:
+        if not isinstance(value, str):
+            raise ValueError("not text")
+        return base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise IntegrityError(f"member {member.name}: zip metadata {name} is not base64 text") from exc
 
 
 def _zip_info(member: FileMember, level: int) -> zipfile.ZipInfo:
@@ -429,7 +432,7 @@ class BacpacWriter:
         try:
             handle = self._temp.open("xb")
         except OSError as exc:
-            raise UsageError(f"cannot create {self._temp}: {exc.strerror}", hint="check the target folder") from exc
+            raise UsageError(f"cannot create {self._target}: {exc.strerror}", hint="check the target folder") from exc
         self._handle = handle
         self._zip = zipfile.ZipFile(handle, "w", allowZip64=True)
         self._zip.comment = base64.b64decode(str(self._files.attrs.get("comment", "")))

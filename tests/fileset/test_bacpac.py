@@ -238,6 +238,8 @@ def test_restore_refuses_an_existing_target_and_image_points(repo: Repository, t
     with pytest.raises(UsageError, match="already exists"):
         rebuild(repo, result.point.point_id, target)
     assert target.read_bytes() == b"keep me"
+    with pytest.raises(UsageError, match=r"cannot create .*nowhere/out\.bacpac: No such file or directory"):
+        rebuild(repo, result.point.point_id, tmp_path / "nowhere" / "out.bacpac")
     image_point = Point(point_id="0" * 16, kind="image", time="", source="", host="")
     with pytest.raises(UsageError, match="not a file set"):
         walk.files_of(image_point)
