@@ -14,6 +14,7 @@ simulator listens on loopback only. ``bulwark-sim`` is its client.
 | POST /_bulwark/guest/trim?disk=ID&offset&length   | discard (TRIM): whole pages cleared, edges zeroed  |
 | POST /_bulwark/vhds ``{"url", "sizeBytes"}``      | create a VHD page blob (+ footer, + container)     |
 | GET  /_bulwark/stats                              | ``{"storedBytes", "blobs"}``: copy-on-write costs  |
+| ...  /_bulwark/sql/..., /aci/..., /faults         | registered by sql.py, aci.py, faults.py (README)   |
 
 ``ID`` is a managed disk resource id, a snapshot resource id (read only) or a VHD blob URL. The guest
 sees ``diskSizeBytes`` (managed) or the blob size less the 512-byte footer (VHD).
@@ -52,11 +53,21 @@ class GuestDisk:
     writable: bool
 
 
+AdminRoutes = dict[tuple[str, str], Callable[[Request], Response]]
+
+
 class AdminApi:
-    def __init__(self, state: StateStore, pages: PageStore, endpoints: Callable[[], JsonDict]) -> None:
+    def __init__(
+        self,
+        state: StateStore,
+        pages: PageStore,
+        endpoints: Callable[[], JsonDict],
+        extra: AdminRoutes | None = None,
+    ) -> None:
         self._state = state
         self._pages = pages
         self._endpoints = endpoints
+        self._extra = dict(extra or {})
 
     def handle(self, request: Request) -> Response:
         path = request.path[len(PREFIX) :].rstrip("/")
@@ -73,6 +84,7 @@ class AdminApi:
             ("GET", "/stats"): lambda r: json_response(
                 {"storedBytes": self._pages.stored_bytes(), "blobs": len(self._pages.blob_ids())}
             ),
+            **self._extra,
         }
         handler = routes.get((request.method, path))
         try:
@@ -199,6 +211,11 @@ class AdminApi:
         self._pages.create(blob, size + FOOTER_SIZE, lineage=str(uuid.uuid4()))
         self._pages.write(blob, size, vhd_footer(size))
         return json_response({"url": url, "sizeBytes": size}, 201)
+
+
+def admin_body(request: Request) -> JsonDict:
+    """The JSON object body of an admin request ({} when empty)."""
+    return _body(request)
 
 
 def _body(request: Request) -> JsonDict:

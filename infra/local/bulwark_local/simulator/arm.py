@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import uuid
@@ -171,31 +172,53 @@ class Operations:
         output: Any = None,
         monitor: Any = None,
         with_p: bool = True,
+        scope: str | None = None,
+        location_collection: str | None = None,
+        status_body: JsonDict | None = None,
+        error: JsonDict | None = None,
+        complete_at: dt.datetime | None = None,
+        op_id: str | None = None,
     ) -> PollUrls:
-        """Record a finished operation (the simulator acts at once) that reports InProgress first."""
-        op_id = str(uuid.uuid4())
+        """Record a finished operation (the simulator acts at once) that reports InProgress first.
+
+        Optional shapes for providers whose recordings differ from compute's:
+        ``scope`` puts the polling URLs under a resource group (Microsoft.Sql does);
+        ``location_collection`` gives the Location URL its own collection (``...OperationResults``)
+        that answers like ``monitor=true``; ``status_body`` replaces the generic status body (its keys
+        plus ``status``); ``error`` makes the final status ``Failed`` with that error; ``complete_at``
+        keeps the operation InProgress until the simulated clock reaches it (long exports, timeouts);
+        ``op_id`` fixes the operation id (SQL import/export use it as the request id).
+        """
+        op_id = op_id or str(uuid.uuid4())
         polls = int(self._state.settings()["lro_in_progress_polls"])
         self._state.put(
             "operations",
             op_id,
             {
                 "id": op_id,
-                "status": "Succeeded",
+                "status": "Failed" if error else "Succeeded",
                 "startTime": ctx.now(),
                 "endTime": ctx.now(),
                 "output": output,
                 "monitor": monitor,
                 "pollsInProgress": polls,
+                "statusBody": status_body,
+                "error": error,
+                "completeAt": complete_at.isoformat() if complete_at else None,
+                "monitorCollection": location_collection,
             },
         )
         self._prune()
-        base = f"{ctx.base_url}/subscriptions/{ctx.subscription()}/providers/{namespace}/locations/{location}"
+        base = f"{ctx.base_url}{scope or ''}"
+        base += f"/subscriptions/{ctx.subscription()}" if scope is None else ""
+        base += f"/providers/{namespace}/locations/{location}"
         query = f"p={uuid.uuid4()}&" if with_p else ""
         url = f"{base}/{collection}/{op_id}"
-        return PollUrls(
-            async_operation=f"{url}?{query}api-version={ctx.api_version}",
-            location=f"{url}?{query}monitor=true&api-version={ctx.api_version}",
-        )
+        if location_collection:
+            location_url = f"{base}/{location_collection}/{op_id}?{query}api-version={ctx.api_version}"
+        else:
+            location_url = f"{url}?{query}monitor=true&api-version={ctx.api_version}"
+        return PollUrls(async_operation=f"{url}?{query}api-version={ctx.api_version}", location=location_url)
 
     def poll(self, ctx: Context, op_id: str, *, status_only: bool = False) -> Response:
         with self._state.lock:
@@ -203,17 +226,31 @@ class Operations:
             if record is None:
                 raise ArmError(404, "NotFound", f"Operation {op_id} was not found.")
             monitor = ctx.request.args.get("monitor", "").lower() == "true"
+            monitor_collection = record.get("monitorCollection")
+            if monitor_collection and ctx.params.get("collection", "").lower() == monitor_collection.lower():
+                monitor = True
             # One counter for both URLs: the operation stays in progress for that many polls of either.
             in_progress = record["pollsInProgress"] > 0
             if in_progress:
                 record["pollsInProgress"] -= 1
                 self._state.put("operations", op_id, record)
+            complete_at = record.get("completeAt")
+            if complete_at and self._state.now() < dt.datetime.fromisoformat(complete_at):
+                in_progress = True
         if monitor:
             if in_progress:
                 return json_response(None, 202, {"Location": ctx.request.url, **ctx.retry_after_headers()})
+            if record.get("error"):
+                return json_response({"error": record["error"]}, 400)
             return json_response(record["monitor"], 200)
         if status_only:
             return json_response({"status": "InProgress" if in_progress else record["status"]})
+        if record.get("statusBody") is not None:
+            shaped: JsonDict = dict(record["statusBody"])
+            shaped["status"] = "InProgress" if in_progress else record["status"]
+            if not in_progress and record.get("error"):
+                shaped["error"] = record["error"]
+            return json_response(shaped)
         body: JsonDict = {"startTime": record["startTime"]}
         if in_progress:
             body["status"] = "InProgress"
@@ -222,6 +259,8 @@ class Operations:
             body["status"] = record["status"]
             if record["output"] is not None:
                 body["properties"] = {"output": record["output"]}
+            if record.get("error"):
+                body["error"] = record["error"]
         body["name"] = op_id
         return json_response(body)
 

@@ -1,4 +1,7 @@
-"""A small client of the simulator's admin API (guest I/O, settings, clock); used by bulwark-sim and tests."""
+"""A small client of the simulator's admin API (guest I/O, settings, clock, SQL, ACI, faults).
+
+Used by bulwark-sim and tests; ``db`` and ``group`` arguments are ARM resource ids.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +71,72 @@ class AdminClient:
 
     def create_vhd(self, url: str, size_bytes: int) -> JsonDict:
         return self._json("POST", "/vhds", {"url": url, "sizeBytes": size_bytes})
+
+    # -- SQL (sql.py) ----------------------------------------------------------------------------
+
+    def sql_catalog(self, db: str) -> JsonDict:
+        """What a pre-flight asks the database: external references, unsupported principals, size, tables."""
+        return self._json("GET", f"/sql/catalog?db={quote(db, safe='')}")
+
+    def sql_set_catalog(self, db: str, **features: Any) -> JsonDict:
+        """Set ``externalReferences``, ``unsupportedPrincipals`` and/or ``reportedSizeBytes``."""
+        return self._json("PATCH", f"/sql/catalog?db={quote(db, safe='')}", features)
+
+    def sql_fail(self, db: str, mode: str) -> JsonDict:
+        """Export failure mode: external-references, unsupported-logins, firewall, timeout or none."""
+        return self._json("POST", f"/sql/fail?db={quote(db, safe='')}", {"mode": mode})
+
+    def sql_change(self, db: str, *, table: str | None = None, rows: int = 10) -> JsonDict:
+        body: JsonDict = {"rows": rows}
+        if table:
+            body["table"] = table
+        return self._json("POST", f"/sql/change?db={quote(db, safe='')}", body)
+
+    def sql_populate(
+        self, db: str, *, preset: str | None = None, tables: list[JsonDict] | None = None, replace: bool = False
+    ) -> JsonDict:
+        body: JsonDict = {"replace": replace}
+        if preset:
+            body["preset"] = preset
+        if tables is not None:
+            body["tables"] = tables
+        return self._json("POST", f"/sql/tables?db={quote(db, safe='')}", body)
+
+    # -- Container Instances (aci.py) ------------------------------------------------------------
+
+    def aci_images(self, images: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+        """The image -> argv map (``{python}``, ``{repo}`` expand); with ``images``, replace it."""
+        if images is None:
+            result = self._json("GET", "/aci/images")
+        else:
+            result = self._json("PUT", "/aci/images", {"images": images})
+        found: dict[str, list[str]] = result["images"]
+        return found
+
+    def aci_reset_images(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = self._json("DELETE", "/aci/images")["images"]
+        return found
+
+    def aci_kill(self, group: str, *, container: str | None = None, signal: str = "KILL") -> JsonDict:
+        query = f"group={quote(group, safe='')}&signal={signal}"
+        if container:
+            query += f"&container={quote(container, safe='')}"
+        return self._json("POST", f"/aci/kill?{query}")
+
+    def aci_processes(self) -> list[JsonDict]:
+        processes: list[JsonDict] = self._json("GET", "/aci/processes")["processes"]
+        return processes
+
+    # -- faults (faults.py) ----------------------------------------------------------------------
+
+    def faults(self, **changes: Any) -> JsonDict:
+        """With no arguments the status (config, injected counters, write windows); else merge ``changes``."""
+        if changes:
+            return self._json("PATCH", "/faults", changes)
+        return self._json("GET", "/faults")
+
+    def clear_faults(self) -> JsonDict:
+        return self._json("DELETE", "/faults")
 
     # -- transport -----------------------------------------------------------------------------
 

@@ -4,8 +4,9 @@
   under ``/_bulwark/``. Any ``Authorization: Bearer <token>`` is accepted; none is a 401.
 - Data-plane port: managed-disk SAS blobs and the VHD storage accounts (dataplane.py).
 
-A provider is a class with ``routes() -> list[Route]``; SQL and Container Instances plug in the same
-way as compute (see ``Simulator._providers``), sharing ``Operations`` and the ``StateStore``.
+A provider is a class with ``routes() -> list[Route]``; compute, network, SQL and Container Instances
+plug in the same way (see ``Simulator._providers``), sharing ``Operations`` and the ``StateStore``.
+``faults.Faults`` sees every ARM call before it is routed and every data-plane request.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from typing import TYPE_CHECKING
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from .aci import AciProvider
 from .admin import PREFIX, AdminApi
 from .arm import ArmError, Context, Operations, Route, match, resource_group_routes, route
 from .compute import ComputeProvider
 from .dataplane import DataPlane, SasIssuer
+from .faults import Faults, reset_midway
 from .network import NetworkProvider
 from .pagestore import PageStore
+from .sql import SqlAdmin, SqlProvider
+from .sqldata import TableStore
 from .state import JsonDict, StateStore
 from .tls import TlsFiles, ensure_tls
 
@@ -46,6 +51,7 @@ class Simulator:
         self.arm_url = ""
         self.data_url = ""
         self._pages: PageStore | None = None
+        self._aci: AciProvider | None = None
 
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -61,8 +67,13 @@ class Simulator:
         self._dataplane = DataPlane(state, pages, sas)
         self._state = state
         self._operations = Operations(state)
+        self._faults = Faults(state)
+        tables = TableStore(self.state_dir / "sql" / "tables")
+        self._sql = SqlProvider(state, tables)
+        self._aci = AciProvider(state, self.state_dir / "aci", str(self.tls.ca_cert))
         self._routes = self._providers(state, pages, sas)
-        self._admin = AdminApi(state, pages, self.endpoints)
+        extra = {**SqlAdmin(state, tables).routes(), **self._aci.admin_routes(), **self._faults.admin_routes()}
+        self._admin = AdminApi(state, pages, self.endpoints, extra)
         arm_server = make_server(self._host, self._ports[0], self._arm_app, threaded=True, ssl_context=context)
         self.arm_url = f"https://{self._host}:{arm_server.server_port}"
         for server in (arm_server, data_server):
@@ -82,6 +93,8 @@ class Simulator:
             server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self._aci is not None:
+            self._aci.shutdown()  # no container process outlives the simulator
         if self._pages is not None:
             self._pages.close()
 
@@ -96,6 +109,8 @@ class Simulator:
             *resource_group_routes(),
             *ComputeProvider(state, pages, sas).routes(),
             *NetworkProvider(state).routes(),
+            *self._sql.routes(),
+            *(self._aci.routes() if self._aci else []),
             route(
                 "GET",
                 operations,
@@ -132,8 +147,13 @@ class Simulator:
             if found is None:
                 raise _unknown(request)
             handler, params = found
+            fault = self._faults.before_arm(request)
+            if fault is not None:
+                return fault
             ctx = Context(request, self._state, self._operations, params)
-            return handler.handler(ctx)
+            response = handler.handler(ctx)
+            self._faults.after_arm(request, response)
+            return response
         except ArmError as error:
             return error.response()
         except Exception as error:  # an edge: the client gets Azure's 500 shape, the log the trace
@@ -142,11 +162,16 @@ class Simulator:
 
     def _data_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
+        fault = self._faults.data_fault(request)
+        if isinstance(fault, Response):
+            return fault(environ, start_response)
         try:
             response = self._dataplane.handle(request)
         except Exception:
             _log.exception("internal error on data plane %s %s", request.method, request.path)
             response = Response(b"", status=500)
+        if fault == "reset" and response.status_code in (200, 206):
+            return reset_midway(environ, start_response, response(environ, start_response))
         return response(environ, start_response)
 
 
@@ -154,7 +179,9 @@ def _unknown(request: Request) -> ArmError:
     parts = request.path.split("/")
     if "providers" in parts:
         namespace = parts[parts.index("providers") + 1] if len(parts) > parts.index("providers") + 1 else ""
-        if namespace.lower() not in ("microsoft.compute", "microsoft.network", "microsoft.resources"):
+        known = ("microsoft.compute", "microsoft.network", "microsoft.resources", "microsoft.sql",
+                 "microsoft.containerinstance")  # fmt: skip
+        if namespace.lower() not in known:
             return ArmError(
                 400,
                 "NoRegisteredProviderFound",
