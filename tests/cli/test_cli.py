@@ -303,3 +303,37 @@ def test_help_teaches(tmp_path: Path) -> None:
     proc = run("backup-image", "--workers", "0", "x.img", password=None, check=False)
     assert proc.returncode == 2 and "must be a whole number from 1 to 64" in proc.stderr
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_prune_while_a_backup_runs_loses_nothing(repo: Path, tmp_path: Path) -> None:
+    rng = random.Random(12)
+    old = backup(repo, make_image(tmp_path / "old.img", 8 * MiB, seed=4))
+    (repo / "points" / str(old["point"])).unlink()  # its packs are garbage now
+    image = tmp_path / "busy.img"
+    with image.open("wb") as f:
+        for n in range(128):
+            f.write(rng.randbytes(MiB) if n % 2 else compressible(rng, MiB))
+    env = dict(os.environ, BULWARK_PASSWORD=PASSWORD)
+    proc = subprocess.Popen(
+        [BULWARK, "backup-image", str(image), "--repo", str(repo), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while proc.poll() is None and not list((repo / "sessions").glob("[!.]*")):
+        time.sleep(0.01)  # prune from the moment the backup has announced itself
+    prunes = 0
+    while proc.poll() is None:
+        run("prune", "--repo", str(repo), "--json")
+        prunes += 1
+    stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert prunes >= 1
+    point = json.loads(stdout)["point"]
+    out = tmp_path / "out.img"
+    run("restore-image", point, str(out), "--repo", str(repo))
+    assert filecmp.cmp(image, out, shallow=False)
+    final = json.loads(run("prune", "--repo", str(repo), "--json").stdout)
+    assert final["deferred"] == ""
+    assert "verify ok" in run("verify", "--repo", str(repo), "--read-data").stderr
