@@ -17,6 +17,7 @@ from shared.core.clock import SystemClock, parse_time
 from shared.core.errors import IntegrityError, UsageError
 from shared.core.retention import PointRef, RetentionPolicy, apply_retention
 from shared.repo.checker import verify_repository
+from shared.repo.point import Point
 from shared.repo.prune import prune_repository
 from shared.repo.repository import Repository
 
@@ -116,7 +117,7 @@ def list_points(args: argparse.Namespace) -> int:
                     "host": p.host,
                     "parent": p.parent,
                     "tags": p.tags,
-                    "size": p.image.size if p.image else None,
+                    "size": _size(p),
                     "stats": p.stats,
                 }
                 for p in points
@@ -128,9 +129,18 @@ def list_points(args: argparse.Namespace) -> int:
         return 0
     print(f"{'point':16}  {'time (UTC)':19}  {'kind':6}  {'size':>10}  source")
     for p in points:
-        size = human_size(p.image.size) if p.image else "-"
+        size = human_size(_size(p))
         tags = " " + ",".join(f"{k}={v}" for k, v in sorted(p.tags.items())) if p.tags else ""
         print(f"{p.point_id:16}  {p.time[:19].replace('T', ' '):19}  {p.kind:6}  {size:>10}  {p.source}{tags}")
+    return 0
+
+
+def _size(point: Point) -> int:
+    """Logical size: the disk for an image, the members' total for a file set."""
+    if point.image is not None:
+        return point.image.size
+    if point.files is not None:
+        return sum(member.size for member in point.files.members)
     return 0
 
 
