@@ -49,11 +49,11 @@ def test_arm_429_on_a_fraction_of_calls_is_reproducible(
 ) -> None:
     def statuses() -> list[int]:
         admin.faults(arm_429=0.3, arm_429_retry_after=2, seed=42)
-        return [arm_call(sim, "GET", group_url(resource_group))[0] for _ in range(30)]
+        return [arm_call(sim, "GET", group_url(resource_group))[0] for _ in range(20)]
 
     first = statuses()
     assert first == statuses()  # same seed, same faults
-    assert 3 <= first.count(429) <= 18 and set(first) == {200, 429}
+    assert 2 <= first.count(429) <= 12 and set(first) == {200, 429}
     admin.faults(arm_429=1.0)
     status, headers, body = arm_call(sim, "GET", group_url(resource_group))
     assert status == 429 and headers["Retry-After"] == "2" and body["error"]["code"] == "TooManyRequests"
@@ -66,7 +66,7 @@ def test_sdk_retries_429_and_5xx_and_honours_retry_after(
     sql = sql_client(sim, retry_backoff_factor=0.01)
     body = sm.Server(location=LOCATION, administrator_login="admin1", administrator_login_password="Passw0rd!x")
     sql.servers.begin_create_or_update(resource_group, "srv-faults", body).result()
-    admin.faults(arm_429=0.25, arm_429_retry_after=1, arm_5xx=0.2, arm_5xx_status=503, seed=3)
+    admin.faults(arm_429=0.25, arm_429_retry_after=1, arm_5xx=0.2, arm_5xx_status=503, seed=6)
     started = time.monotonic()
     for index in range(6):
         rule = sm.FirewallRule(start_ip_address=f"10.0.0.{index}", end_ip_address=f"10.0.0.{index}")
@@ -99,7 +99,7 @@ def test_delayed_responses(sim: SimulatorEndpoints, admin: AdminClient, resource
 
 
 def test_write_budget_per_principal(sim: SimulatorEndpoints, admin: AdminClient) -> None:
-    admin.faults(write_budget=4, write_budget_seconds=2)
+    admin.faults(write_budget=4, write_budget_seconds=1)
     remaining = []
     for index in range(4):
         status, headers, _ = arm_call(sim, "PUT", group_url(f"rg-budget-{index}"), {"location": LOCATION})
@@ -108,7 +108,7 @@ def test_write_budget_per_principal(sim: SimulatorEndpoints, admin: AdminClient)
     assert remaining == [3, 2, 1, 0]
     status, headers, body = arm_call(sim, "PUT", group_url("rg-budget-x"), {"location": LOCATION})
     assert status == 429 and body["error"]["code"] == "SubscriptionRequestsThrottled"
-    assert 1 <= int(headers["Retry-After"]) <= 2 and headers[WRITES] == "0"
+    assert int(headers["Retry-After"]) == 1 and headers[WRITES] == "0"
     assert "try again after" in body["error"]["message"]
     assert arm_call(sim, "GET", group_url("rg-budget-0"))[0] == 200  # reads are not writes
     status_db = admin.faults()["principals"]
@@ -142,22 +142,22 @@ def test_sas_reads_survive_connection_resets(
     sim: SimulatorEndpoints, admin: AdminClient, compute: ComputeManagementClient, resource_group: str
 ) -> None:
     disk = make_disk(compute, resource_group, "resets", 1)
-    data = os.urandom(4 * MIB)
+    data = os.urandom(2 * MIB)
     admin.guest_write(disk.id, 8 * MIB, data)
     snapshot(compute, resource_group, "resets-snap", disk.id)
     sas = grant(compute, resource_group, "resets-snap")
-    admin.faults(sas_resets=0.5, seed=11)
+    admin.faults(sas_resets=0.5, seed=24)  # seed 24: the third read is reset once (the SDK waits 1 s per retry)
     client = blob(sim, sas)
-    for _ in range(6):
-        assert client.download_blob(offset=8 * MIB, length=4 * MIB, max_concurrency=1).readall() == data
-    assert admin.faults()["injected"]["sasResets"] >= 2  # each one retried by the SDK
+    for _ in range(3):
+        assert client.download_blob(offset=8 * MIB, length=2 * MIB, max_concurrency=1).readall() == data
+    assert admin.faults()["injected"]["sasResets"] == 1  # retried by the SDK, same bytes
 
     admin.faults(sas_resets=1.0)
     parts = urlsplit(sas)
     connection = http.client.HTTPSConnection(
         parts.hostname, parts.port, context=ssl.create_default_context(cafile=sim.ca_bundle), timeout=10
     )
-    connection.request("GET", f"{parts.path}?{parts.query}", headers={"x-ms-range": f"bytes={8 * MIB}-{12 * MIB - 1}"})
+    connection.request("GET", f"{parts.path}?{parts.query}", headers={"x-ms-range": f"bytes={8 * MIB}-{10 * MIB - 1}"})
     response = connection.getresponse()
     assert response.status == 206
     with pytest.raises((ConnectionResetError, http.client.IncompleteRead)):

@@ -1,4 +1,4 @@
-"""``bulwark-sim``: drive the local Azure simulator (guest disk I/O, the demo estate).
+"""``bulwark-sim``: drive the local Azure simulator (guest disk I/O, SQL data, containers, faults, the demo).
 
 Every command reads the stack file (``.local/stack.json`` from ``make stack-up``, or ``--stack FILE``)
 and talks to the simulator's admin API, not to ARM. Command groups are separate Typer apps, so
@@ -7,9 +7,10 @@ and talks to the simulator's admin API, not to ARM. Command groups are separate 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -21,8 +22,14 @@ guest_app = typer.Typer(
     help="Act as the guest OS of a simulated VM: write, trim and read its disks.", no_args_is_help=True
 )
 seed_app = typer.Typer(help="Create simulated estates.", no_args_is_help=True)
+sql_app = typer.Typer(help="Simulated SQL databases: change rows, switch export failures, show the catalog.")
+aci_app = typer.Typer(help="Simulated container groups (local processes): kill, list, image map.")
+faults_app = typer.Typer(help="Inject ARM throttling, 5xx, delays, SAS read resets and early SAS expiry.")
 app.add_typer(guest_app, name="guest")
 app.add_typer(seed_app, name="seed")
+app.add_typer(sql_app, name="sql", no_args_is_help=True)
+app.add_typer(aci_app, name="aci", no_args_is_help=True)
+app.add_typer(faults_app, name="faults", no_args_is_help=True)
 
 _state: dict[str, Path] = {}
 
@@ -116,7 +123,7 @@ def guest_read(
 
 @seed_app.command("demo")
 def seed_demo_command() -> None:
-    """Two resource groups of VMs with ext4 disks (one VM on an unmanaged VHD); idempotent."""
+    """VMs with ext4 disks in two resource groups (one on an unmanaged VHD), SQL servers and databases; idempotent."""
     from .simulator.seed import SeedTarget, seed_demo
 
     stack = _stack()
@@ -127,6 +134,179 @@ def seed_demo_command() -> None:
         seed_demo(target, log=typer.echo)
     except AdminApiError as error:
         _fail(str(error))
+
+
+# -- sql --------------------------------------------------------------------------------------------
+
+DbArg = Annotated[str, typer.Argument(help="SQL database resource id (.../servers/S/databases/D).")]
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+@sql_app.command("change")
+def sql_change(
+    db: DbArg,
+    table: Annotated[str | None, typer.Option("--table", help="schema.table (default: the first table).")] = None,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="How many rows to modify.")] = 10,
+) -> None:
+    """Modify some rows of one table; the other tables keep byte-identical BCP data in the next export."""
+    try:
+        result = _admin().sql_change(db, table=table, rows=rows)
+    except AdminApiError as error:
+        _fail(str(error))
+    typer.echo(f"changed {result['rowsChanged']} rows of {result['table']} (change #{result['changes']})")
+
+
+@sql_app.command("fail")
+def sql_fail(
+    db: DbArg,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode", help="external-references | unsupported-logins | firewall | timeout | none (back to normal)."
+        ),
+    ],
+) -> None:
+    """Make the database's exports fail the way Azure's do."""
+    try:
+        catalog = _admin().sql_fail(db, mode)
+    except AdminApiError as error:
+        _fail(str(error))
+    typer.echo(
+        f"export failure mode: {catalog['exportFailure']}; external references: "
+        f"{len(catalog['externalReferences'])}; unsupported principals: {len(catalog['unsupportedPrincipals'])}"
+    )
+
+
+@sql_app.command("show")
+def sql_show(db: DbArg) -> None:
+    """The pre-flight catalog: tables, size, external references, unsupported principals, failure mode."""
+    try:
+        _echo_json(_admin().sql_catalog(db))
+    except AdminApiError as error:
+        _fail(str(error))
+
+
+# -- aci ------------------------------------------------------------------------------------------
+
+
+@aci_app.command("kill")
+def aci_kill(
+    group: Annotated[str, typer.Argument(help="Container group resource id.")],
+    container: Annotated[str | None, typer.Option("--container", help="Only this container.")] = None,
+    signal: Annotated[str, typer.Option("--signal", help="KILL (a crash, exit 137), TERM, INT...")] = "KILL",
+) -> None:
+    """Signal a running container's process group, as a crash would."""
+    try:
+        result = _admin().aci_kill(group, container=container, signal=signal)
+    except AdminApiError as error:
+        _fail(str(error))
+    typer.echo(f"sent {result['signal']} to {', '.join(str(p) for p in result['signalled'])}")
+
+
+@aci_app.command("ps")
+def aci_ps() -> None:
+    """Running container processes."""
+    try:
+        _echo_json(_admin().aci_processes())
+    except AdminApiError as error:
+        _fail(str(error))
+
+
+@aci_app.command("images")
+def aci_images(
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help='PATTERN=JSON_ARGV, e.g. \'bulwark/worker:*=["{python}","-m","shared.worker"]\'.'),
+    ] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Back to the built-in map.")] = False,
+) -> None:
+    """Show (or replace) the map from image patterns to local commands."""
+    admin = _admin()
+    try:
+        if reset:
+            images = admin.aci_reset_images()
+        elif set_:
+            parsed: dict[str, list[str]] = {}
+            for item in set_:
+                pattern, _, argv = item.partition("=")
+                try:
+                    parsed[pattern] = json.loads(argv)
+                except ValueError:
+                    _fail(f"--set {item!r}: the command must be a JSON list of strings")
+            images = admin.aci_images(parsed)
+        else:
+            images = admin.aci_images()
+    except AdminApiError as error:
+        _fail(str(error))
+    _echo_json(images)
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+
+@faults_app.command("set")
+def faults_set(
+    arm_429: Annotated[float | None, typer.Option("--arm-429", help="Fraction of ARM calls answered 429.")] = None,
+    retry_after: Annotated[int | None, typer.Option("--retry-after", help="Retry-After of those 429s (s).")] = None,
+    arm_5xx: Annotated[float | None, typer.Option("--arm-5xx", help="Fraction of ARM calls answered 5xx.")] = None,
+    status: Annotated[int | None, typer.Option("--status", help="That 5xx: 500, 502, 503 or 504.")] = None,
+    delay: Annotated[float | None, typer.Option("--delay", help="Fraction of ARM calls held back.")] = None,
+    delay_seconds: Annotated[float | None, typer.Option("--delay-seconds", help="How long (s).")] = None,
+    write_budget: Annotated[
+        int | None, typer.Option("--write-budget", help="ARM writes per principal per window (0 = off).")
+    ] = None,
+    per_seconds: Annotated[float | None, typer.Option("--per-seconds", help="The write window (Azure: 3600).")] = None,
+    sas_resets: Annotated[
+        float | None, typer.Option("--sas-resets", help="Fraction of blob reads reset midway.")
+    ] = None,
+    sas_lifetime: Annotated[
+        float | None, typer.Option("--sas-lifetime", help="A SAS stops working N s after its first use.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (reproducible faults).")] = None,
+) -> None:
+    """Merge these settings into the current faults (others stay as they are)."""
+    values = {
+        "arm_429": arm_429,
+        "arm_429_retry_after": retry_after,
+        "arm_5xx": arm_5xx,
+        "arm_5xx_status": status,
+        "arm_delay": delay,
+        "arm_delay_seconds": delay_seconds,
+        "write_budget": write_budget,
+        "write_budget_seconds": per_seconds,
+        "sas_resets": sas_resets,
+        "sas_lifetime_seconds": sas_lifetime,
+        "seed": seed,
+    }
+    changes = {k: v for k, v in values.items() if v is not None}
+    if not changes:
+        _fail("give at least one setting (see --help)")
+    try:
+        _echo_json(_admin().faults(**changes)["config"])
+    except AdminApiError as error:
+        _fail(str(error))
+
+
+@faults_app.command("show")
+def faults_show() -> None:
+    """Current faults, what was injected so far, and each principal's write window."""
+    try:
+        _echo_json(_admin().faults())
+    except AdminApiError as error:
+        _fail(str(error))
+
+
+@faults_app.command("clear")
+def faults_clear() -> None:
+    """No more faults; write windows and counters reset."""
+    try:
+        _admin().clear_faults()
+    except AdminApiError as error:
+        _fail(str(error))
+    typer.echo("faults cleared")
 
 
 def main() -> None:

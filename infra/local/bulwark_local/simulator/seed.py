@@ -8,6 +8,12 @@ existing disks (createOption Attach), like a restore would.
 - ``bulwark-demo-app``: ``app-01`` (OS + one data disk), ``app-02`` (OS only).
 - ``bulwark-demo-data``: ``db-01`` (OS + two data disks), ``legacy-01`` (an unmanaged OS disk: a VHD
   page blob in the simulator's storage account ``bulwarkvhds``, container ``vhds``).
+- SQL, in ``bulwark-demo-data``: server ``sql-demo`` (the stack's region) with ``master`` and the
+  databases ``sales`` (Customers, Orders ~4 MB of rows, Products) and ``inventory`` (Warehouses,
+  StockMovements), generated deterministically (sqldata.PRESETS); staging server ``sql-demo-staging``
+  in another region (northeurope, or westeurope when the stack lives in northeurope), empty. Admin
+  login ``bulwarkadmin`` / ``DEMO_SQL_PASSWORD``: a well-known development credential, like Azurite's
+  account key, valid only against the simulator.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute import models as cm
+from azure.mgmt.sql import SqlManagementClient
+from azure.mgmt.sql import models as sm
 
 from .client import AdminClient
 
@@ -39,6 +47,12 @@ MIB = 1 << 20
 VHD_ACCOUNT = "bulwarkvhds"
 VHD_CONTAINER = "vhds"
 TAGS = {"bulwark-demo": "true", "env": "demo"}
+SQL_GROUP = "bulwark-demo-data"
+SQL_SERVER = "sql-demo"
+SQL_STAGING_SERVER = "sql-demo-staging"
+DEMO_SQL_LOGIN = "bulwarkadmin"
+DEMO_SQL_PASSWORD = "Bulwark-Demo-Passw0rd!"  # well-known, simulator only (like Azurite's account key)
+SQL_DATABASES = {"sales": "sales", "inventory": "inventory"}  # database -> sqldata preset
 
 
 @dataclass(frozen=True)
@@ -121,7 +135,52 @@ def seed_demo(target: SeedTarget, *, log: Any = print) -> list[str]:
                 pass
             vm_ids.append(_create_vm(target, compute, admin, plan, Path(scratch)))
             log(f"{plan.resource_group}/{plan.name}: created")
+    seed_sql(target, log=log)
     return vm_ids
+
+
+def staging_location(location: str) -> str:
+    return "westeurope" if location.replace(" ", "").lower() == "northeurope" else "northeurope"
+
+
+def seed_sql(target: SeedTarget, *, log: Any = print) -> list[str]:
+    """The demo SQL estate (idempotent); returns the user database ids."""
+    sql = SqlManagementClient(
+        _StaticToken(),
+        target.subscription_id,
+        base_url=target.arm_endpoint,
+        polling_interval=0,
+        connection_verify=target.ca_bundle,
+    )
+    admin = AdminClient(target.arm_endpoint, target.ca_bundle)
+    _put_resource_group(target, SQL_GROUP)
+    for server, location in ((SQL_SERVER, target.location), (SQL_STAGING_SERVER, staging_location(target.location))):
+        try:
+            sql.servers.get(SQL_GROUP, server)
+            log(f"SQL {SQL_GROUP}/{server}: already there")
+        except ResourceNotFoundError:
+            body = sm.Server(
+                location=location,
+                tags=dict(TAGS),
+                properties=sm.ServerProperties(
+                    administrator_login=DEMO_SQL_LOGIN, administrator_login_password=DEMO_SQL_PASSWORD
+                ),
+            )
+            sql.servers.begin_create_or_update(SQL_GROUP, server, body).result()
+            log(f"SQL {SQL_GROUP}/{server}: new server in {location}")
+    database_ids = []
+    for name, preset in SQL_DATABASES.items():
+        database = sql.databases.begin_create_or_update(
+            SQL_GROUP, SQL_SERVER, name, sm.Database(location=target.location, tags={**TAGS, "backup": "daily"})
+        ).result()
+        database_ids.append(str(database.id))
+        if admin.sql_catalog(str(database.id))["tables"]:
+            log(f"SQL {SQL_SERVER}/{name}: already there")
+            continue
+        catalog = admin.sql_populate(str(database.id), preset=preset)
+        size = sum(int(t["bytes"]) for t in catalog["tables"])
+        log(f"SQL {SQL_SERVER}/{name}: new database, {len(catalog['tables'])} tables, {size / MIB:.1f} MiB of rows")
+    return database_ids
 
 
 def _create_vm(
