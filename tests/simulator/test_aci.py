@@ -199,3 +199,44 @@ def test_no_container_outlives_the_simulator(stop: str, tmp_path: Path) -> None:
             os.kill(sim.process.pid, signal.SIGKILL)  # no cleanup code runs: the launcher's PDEATHSIG acts
             sim.process.wait()
     wait_for(lambda: not alive(pid), timeout=10)
+
+
+def test_a_restarted_simulator_keeps_sql_and_faults_and_reports_lost_containers(tmp_path: Path) -> None:
+    from azure.mgmt.sql import SqlManagementClient
+    from azure.mgmt.sql import models as sm
+
+    state = tmp_path / "state"
+    rg = f"/subscriptions/{SUBSCRIPTION}/resourcegroups/rg-restart?api-version=2021-04-01"
+    with running_simulator(state) as sim:
+        admin = AdminClient(sim.arm, sim.ca_bundle)
+        admin.aci_images({"bulwark-test/*": ["{python}", "-c", SCRIPT]})
+        arm_call(sim, "PUT", rg, {"location": LOCATION})
+        sql = SqlManagementClient(
+            StaticToken(), SUBSCRIPTION, base_url=sim.arm, polling_interval=0, connection_verify=sim.ca_bundle
+        )
+        server = sm.Server(
+            location=LOCATION,
+            properties=sm.ServerProperties(administrator_login="a", administrator_login_password="P@ssw0rd1"),
+        )
+        sql.servers.begin_create_or_update("rg-restart", "srv", server).result()
+        database = sql.databases.begin_create_or_update(
+            "rg-restart", "srv", "db", sm.Database(location=LOCATION)
+        ).result()
+        before = admin.sql_populate(database.id, preset="tiny")["tables"]
+        admin.faults(write_budget=500, write_budget_seconds=60)
+        aci_client(sim).container_groups.begin_create_or_update("rg-restart", "w", group("w", nap=120)).result()
+        pid = wait_for(lambda: [p["pid"] for p in admin.aci_processes()])[0]
+        assert sim.process is not None
+        os.kill(sim.process.pid, signal.SIGKILL)
+        sim.process.wait()
+    wait_for(lambda: not alive(pid), timeout=10)
+    with running_simulator(state) as sim:
+        admin = AdminClient(sim.arm, sim.ca_bundle)
+        assert admin.sql_catalog(database.id)["tables"] == before
+        assert admin.faults()["config"]["write_budget"] == 500
+        aci = aci_client(sim)
+        lost = aci.container_groups.get("rg-restart", "w")
+        assert lost.containers[0].instance_view.current_state.exit_code == 137
+        with pytest.raises(HttpResponseError) as conflict:
+            aci.container_groups.begin_restart("rg-restart", "w").result()
+        assert conflict.value.status_code == 409 and "recreate" in str(conflict.value)
