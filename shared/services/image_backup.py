@@ -1,0 +1,229 @@
+"""The worker's use case: back up one disk snapshot into the repository (job kind ``image-backup``).
+
+    resolve the passphrase -> open the repository -> a point tagged with this job id exists? report it
+    -> grant read SAS (snapshot, and the previous snapshot for the diff) -> read changed or allocated
+    ranges -> backup_image -> revoke every SAS (also on failure) -> record the result
+
+Idempotent: the restore point carries the tag ``job=<job id>``, so a run after a crash that got as
+far as saving the point reports that point instead of backing up again; a run killed earlier left
+only unreferenced data, which the repository's design makes harmless (prune removes it).
+
+Falls back to a full read, never to a wrong incremental: when the parent point is gone, belongs to
+another disk, or the previous snapshot can no longer be diffed, every allocated range is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from shared.azure.model import SasUrl
+from shared.azure.ports import DiskAccess
+from shared.core.clock import Clock, format_time
+from shared.core.errors import (
+    AzureAuthError,
+    AzureResourceNotFoundError,
+    BulwarkError,
+    ConfigError,
+    IntegrityError,
+    PointNotFoundError,
+    RepositoryNotFoundError,
+    SourceError,
+    UnsupportedDiskError,
+    UsageError,
+    WrongKeyError,
+    redact,
+)
+from shared.core.ranges import ChangeSet
+from shared.engine.backup import backup_image
+from shared.repo.point import Point
+from shared.repo.repository import Repository
+
+from .job_spec import JobSpec
+from .job_status import JobStatus, JobStatusStore
+from .ports import RepositoryOpener, SecretResolver, SnapshotSourceFactory
+
+__all__ = ["JOB_TAG", "ImageBackupJob", "is_retryable"]
+
+JOB_TAG = "job"
+log = logging.getLogger(__name__)
+
+_PERMANENT = (
+    ConfigError,
+    UsageError,
+    WrongKeyError,
+    IntegrityError,
+    RepositoryNotFoundError,
+    AzureResourceNotFoundError,
+    AzureAuthError,
+    UnsupportedDiskError,
+)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether another attempt of the job may succeed (crashes and transient failures may)."""
+    return not isinstance(exc, _PERMANENT)
+
+
+class ImageBackupJob:
+    def __init__(
+        self,
+        *,
+        secrets: SecretResolver,
+        repositories: RepositoryOpener,
+        access: DiskAccess,
+        sources: SnapshotSourceFactory,
+        status: JobStatusStore,
+        clock: Clock,
+        workers: int = 2,
+        progress_interval: float = 2.0,
+    ) -> None:
+        self._secrets = secrets
+        self._repositories = repositories
+        self._access = access
+        self._sources = sources
+        self._status = status
+        self._clock = clock
+        self._workers = workers
+        self._progress_interval = progress_interval
+
+    def run(self, spec: JobSpec) -> dict[str, Any]:
+        """Run the job; the result (also written to the status record) holds ids and counts only."""
+        status = JobStatus(spec.job_id, spec.attempt, "running", self._now())
+        self._status.put(status)
+        try:
+            passphrase = self._secrets.resolve(spec.repository.passphrase)
+            repo = self._repositories.open(spec.repository.location, passphrase)
+            del passphrase
+            existing = find_job_point(repo, spec.job_id)
+            if existing is not None:
+                log.info("job %s: restore point %s exists already; reporting it", spec.job_id, existing.point_id)
+                result = _result(spec, existing, reused=True)
+            else:
+                result = self._backup(spec, repo, status)
+        except BaseException as exc:
+            message = redact(str(exc)) if isinstance(exc, BulwarkError) else f"{type(exc).__name__}: {redact(str(exc))}"
+            code = exc.code if isinstance(exc, BulwarkError) else "unexpected"
+            failed = status.with_state(
+                "failed", self._now(), error=message, error_code=code, retryable=is_retryable(exc)
+            )
+            self._status.put(failed)
+            raise
+        self._status.put(
+            status.with_state("succeeded", self._now(), result=result, progress_bytes=result["bytes_read"])
+        )
+        return result
+
+    # -- the backup ------------------------------------------------------------------------------
+
+    def _backup(self, spec: JobSpec, repo: Repository, status: JobStatus) -> dict[str, Any]:
+        source_ref = spec.source
+        parent = self._parent(repo, spec)
+        granted: list[str] = []
+        try:
+            sas = self._grant(source_ref.snapshot_id, granted)
+            with self._sources.open(
+                sas, source_id=source_ref.disk_id, renew=lambda: self._access.grant_read(source_ref.snapshot_id)
+            ) as source:
+                changes = self._changes(spec, source, granted) if parent is not None else None
+                if changes is None:
+                    parent = None
+                reporter = _Progress(self._status, status, self._clock, self._progress_interval)
+                tags = {**spec.tags, JOB_TAG: spec.job_id}
+                outcome = backup_image(
+                    repo,
+                    source,
+                    parent=parent,
+                    changes=changes,
+                    tags=tags,
+                    workers=self._workers,
+                    progress=reporter,
+                )
+        finally:
+            for resource_id in granted:
+                try:
+                    self._access.revoke(resource_id)
+                except BulwarkError as exc:  # the SAS expires on its own; say so and go on
+                    log.warning("job %s: could not end access to %s: %s", spec.job_id, resource_id, exc)
+        return _result(spec, outcome.point, reused=False)
+
+    def _grant(self, resource_id: str, granted: list[str]) -> SasUrl:
+        sas = self._access.grant_read(resource_id)
+        granted.append(resource_id)
+        return sas
+
+    def _parent(self, repo: Repository, spec: JobSpec) -> Point | None:
+        parent_id = spec.source.parent_point_id
+        if parent_id is None:
+            return None
+        try:
+            parent = repo.load_point(parent_id)
+        except PointNotFoundError:
+            log.warning("job %s: parent point %s is gone; reading the whole disk", spec.job_id, parent_id)
+            return None
+        if parent.source != spec.source.disk_id or parent.image is None:
+            log.warning("job %s: point %s is not of this disk; reading the whole disk", spec.job_id, parent_id)
+            return None
+        return parent
+
+    def _changes(self, spec: JobSpec, source: Any, granted: list[str]) -> ChangeSet | None:
+        previous_id = spec.source.previous_snapshot_id
+        if previous_id is None:
+            return None
+        try:
+            previous = self._grant(previous_id, granted)
+            changes: ChangeSet = source.changes_since(previous)
+        except (AzureResourceNotFoundError, SourceError) as exc:
+            log.warning("job %s: cannot diff against %s (%s); reading the whole disk", spec.job_id, previous_id, exc)
+            return None
+        return changes
+
+    def _now(self) -> str:
+        return format_time(self._clock.now())
+
+
+class _Progress:
+    """Writes ``progress_bytes`` to the status record at most every ``interval`` seconds."""
+
+    def __init__(self, store: JobStatusStore, status: JobStatus, clock: Clock, interval: float) -> None:
+        self._store = store
+        self._status = status
+        self._clock = clock
+        self._interval = interval
+        self._done = 0
+        self._last = clock.now()
+
+    def __call__(self, count: int) -> None:
+        self._done += count
+        now = self._clock.now()
+        if (now - self._last).total_seconds() >= self._interval:
+            self._last = now
+            try:
+                self._store.put(self._status.with_state("running", format_time(now), progress_bytes=self._done))
+            except BulwarkError as exc:  # progress is best effort; the result is what counts
+                log.warning("job %s: progress not recorded: %s", self._status.job_id, exc)
+
+
+def find_job_point(repo: Repository, job_id: str) -> Point | None:
+    """The restore point a previous attempt of ``job_id`` saved, if any."""
+    matches = [p for p in repo.list_points() if p.tags.get(JOB_TAG) == job_id]
+    return max(matches, key=lambda p: p.time) if matches else None
+
+
+def _result(spec: JobSpec, point: Point, *, reused: bool) -> dict[str, Any]:
+    stats: Mapping[str, Any] = point.stats or {}
+    return {
+        "point_id": point.point_id,
+        "time": point.time,
+        "reused": reused,
+        "parent_point_id": point.parent,
+        "incremental": point.parent is not None,
+        "disk_id": spec.source.disk_id,
+        "snapshot_id": spec.source.snapshot_id,
+        "size_bytes": point.image.size if point.image else 0,
+        "bytes_read": int(stats.get("bytes_read", 0)),
+        "bytes_new": int(stats.get("bytes_new", 0)),
+        "bytes_stored": int(stats.get("bytes_stored", 0)),
+        "duration_s": float(stats.get("duration_s", 0.0)),
+    }

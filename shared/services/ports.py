@@ -1,0 +1,125 @@
+"""The narrow ports the use cases in ``shared.services`` take through their constructors.
+
+The Azure ports (VM inventory, disk snapshots, disk access) live in ``shared.azure.ports``; the
+ones here are what the services need beyond them. Adapters: ``shared.worker`` (secret files,
+job-status tables, worker launchers), ``shared.wiring`` (composition), in-memory fakes in
+``shared.services.memory`` for tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.azure.model import SasUrl
+from shared.core.ranges import ChangeSet, Extent
+from shared.repo.repository import Repository
+
+from .job_spec import SecretRef
+from .messages import BackupPlan, PointRecord, SessionRecord
+
+__all__ = [
+    "ChangeAwareSource",
+    "PlanSource",
+    "PointCatalog",
+    "RepositoryOpener",
+    "SecretResolver",
+    "SessionCatalog",
+    "SnapshotSourceFactory",
+    "WorkerLauncher",
+    "WorkerRun",
+]
+
+
+class SecretResolver(Protocol):
+    """Turns a secret reference into the secret. The value must never be logged or returned."""
+
+    def resolve(self, reference: SecretRef) -> str: ...
+
+
+class RepositoryOpener(Protocol):
+    def open(self, location: str, passphrase: str) -> Repository:
+        """Open the repository at ``location`` (directory or blob URL) with ``passphrase``."""
+        ...
+
+
+class ChangeAwareSource(Protocol):
+    """A snapshot as the engine reads it (``BlockSource``) that can also say what changed."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def source_id(self) -> str: ...
+
+    def allocated(self) -> Iterator[Extent]: ...
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+    def changes_since(self, previous: SasUrl) -> ChangeSet: ...
+
+
+class SnapshotSourceFactory(Protocol):
+    def open(
+        self, sas: SasUrl, *, source_id: str, renew: Callable[[], SasUrl]
+    ) -> AbstractContextManager[ChangeAwareSource]:
+        """A reader of the snapshot behind ``sas``; ``renew`` grants a fresh SAS if this one is refused."""
+        ...
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """What a launcher knows about one launched worker."""
+
+    state: str
+    """``pending``, ``running``, ``terminated`` or ``missing`` (the launcher has no record of it)."""
+    exit_code: int | None = None
+    detail: str = ""
+
+
+class WorkerLauncher(Protocol):
+    """Starts worker processes/containers for job specs and reports on them.
+
+    ``launch`` is idempotent per ``name``: launching a name that exists returns the same reference.
+    The job JSON holds references only, but launchers still pass it as a secure value.
+    """
+
+    def launch(self, *, name: str, job_json: str, location: str) -> str:
+        """Start a worker running ``job_json``; return a reference for ``state``/``remove``."""
+        ...
+
+    def state(self, reference: str) -> WorkerRun: ...
+
+    def remove(self, reference: str) -> None:
+        """Stop and delete the worker; harmless when it is gone already."""
+        ...
+
+
+class PlanSource(Protocol):
+    """What a backup session needs to know about a policy (``shared.policy`` behind an adapter)."""
+
+    def get_plan(self, policy_id: str) -> BackupPlan:
+        """The policy's plan; raises ``PolicyNotFoundError`` for an unknown id."""
+        ...
+
+    def list_plans(self) -> Sequence[BackupPlan]: ...
+
+
+class PointCatalog(Protocol):
+    """Restore points recorded by sessions (``shared.catalog`` behind an adapter)."""
+
+    def record_point(self, point: PointRecord) -> None:
+        """Insert or replace (by ``point_id``): a replayed activity records the same point again."""
+        ...
+
+    def last_image_point(self, policy_id: str, disk_id: str) -> PointRecord | None:
+        """The newest image-level point of ``disk_id`` made by ``policy_id``."""
+        ...
+
+
+class SessionCatalog(Protocol):
+    def record_session(self, session: SessionRecord) -> None:
+        """Insert or replace (by ``session_id``)."""
+        ...

@@ -1,0 +1,123 @@
+"""The worker's entry point: one job spec in, exit 0 when it is done, non-zero when it failed.
+
+    python -m shared.worker --job FILE
+    BULWARK_JOB='{"version": 1, ...}' python -m shared.worker
+
+This is an edge: it reads the environment (the spec, and the storage credentials ``open_store``
+takes from it, e.g. a managed identity's ``AZURE_CLIENT_ID``), builds the adapters and runs
+:class:`shared.services.image_backup.ImageBackupJob`. Logs go to stderr (the container's log) and
+never hold a secret; the last stdout line is the result as JSON (ids and counts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from shared.azure.clients import AzureClients
+from shared.azure.redaction import install_log_redaction
+from shared.azure.settings import AzureSettings
+from shared.core.clock import SystemClock
+from shared.core.errors import BulwarkError, ConfigError, redact
+from shared.services.image_backup import ImageBackupJob
+from shared.services.job_spec import ArmRef, JobSpec
+
+from .adapters import ManagedDiskSources, SecretResolvers, StoreRepositoryOpener
+from .table_status import TableJobStatusStore
+
+__all__ = ["arm_settings", "load_spec", "main"]
+
+log = logging.getLogger("bulwark.worker")
+JOB_ENV = "BULWARK_JOB"
+
+
+def load_spec(job_file: Path | None, env: Mapping[str, str]) -> JobSpec:
+    if job_file is not None:
+        try:
+            text = job_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read the job spec {job_file}: {exc.strerror or exc}") from None
+    else:
+        text = env.get(JOB_ENV, "")
+        if not text.strip():
+            raise ConfigError(f"no job spec: pass --job FILE or set {JOB_ENV}", hint="see shared/services/job_spec.py")
+    return JobSpec.from_json(text)
+
+
+def arm_settings(reference: ArmRef) -> AzureSettings:
+    """The Azure settings a job's ARM reference names (the local stack's file, or a managed identity)."""
+    if reference.kind == "stack-file":
+        path = Path(reference.path or "")
+        try:
+            stack = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"the local stack file {path} does not exist", hint="start it with `make stack-up`"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the local stack file {path}: {exc}") from None
+        return AzureSettings.for_local_stack(stack)
+    return AzureSettings(
+        subscription_id=reference.subscription_id or "",
+        arm_endpoint=reference.arm_endpoint or "https://management.azure.com",
+        managed_identity_client_id=reference.client_id,
+    )
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    environment = os.environ if env is None else env
+    parser = argparse.ArgumentParser(prog="python -m shared.worker", description="Run one Bulwark job spec.")
+    parser.add_argument("--job", type=Path, metavar="FILE", help=f"the job spec (default: ${JOB_ENV})")
+    parser.add_argument("--workers", type=int, default=2, metavar="N", help="backup threads (default 2)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_redaction()
+    try:
+        spec = load_spec(args.job, environment)
+    except BulwarkError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    log.info("job %s (%s, attempt %d): disk %s", spec.job_id, spec.kind, spec.attempt, spec.source.disk_id)
+    clients: AzureClients | None = None
+    status: TableJobStatusStore | None = None
+    try:
+        settings = arm_settings(spec.arm)
+        clients = AzureClients(settings)
+        status = TableJobStatusStore.for_reference(spec.status, client_id=settings.managed_identity_client_id)
+        job = ImageBackupJob(
+            secrets=SecretResolvers(),
+            repositories=StoreRepositoryOpener(environment, SystemClock()),
+            access=clients.compute(),
+            sources=ManagedDiskSources(clients.data_plane()),
+            status=status,
+            clock=SystemClock(),
+            workers=max(1, args.workers),
+        )
+        result = job.run(spec)
+    except BulwarkError as exc:
+        log.error("job %s failed: %s", spec.job_id, exc)
+        return exc.exit_code
+    except Exception as exc:  # the edge: report, never leak a secret, non-zero exit
+        log.error("job %s failed unexpectedly: %s: %s", spec.job_id, type(exc).__name__, redact(str(exc)))
+        return 1
+    finally:
+        if status is not None:
+            status.close()
+        if clients is not None:
+            clients.close()
+    verb = "found its earlier point" if result["reused"] else "saved point"
+    log.info(
+        "job %s %s %s: read %d bytes, stored %d bytes",
+        spec.job_id,
+        verb,
+        result["point_id"],
+        result["bytes_read"],
+        result["bytes_stored"],
+    )
+    print(json.dumps(result, sort_keys=True))
+    return 0
