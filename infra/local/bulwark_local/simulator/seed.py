@@ -9,7 +9,7 @@ existing disks (createOption Attach), like a restore would.
 - ``bulwark-demo-data``: ``db-01`` (OS + two data disks), ``legacy-01`` (an unmanaged OS disk: a VHD
   page blob in the simulator's storage account ``bulwarkvhds``, container ``vhds``).
 - SQL, in ``bulwark-demo-data``: server ``sql-demo`` (the stack's region) with ``master`` and the
-  databases ``sales`` (Customers, Orders ~4 MB of rows, Products) and ``inventory`` (Warehouses,
+  databases ``sales`` (Customers, Orders ~7 MB of rows, Products) and ``inventory`` (Warehouses,
   StockMovements), generated deterministically (sqldata.PRESETS); staging server ``sql-demo-staging``
   in another region (northeurope, or westeurope when the stack lives in northeurope), empty. Admin
   login ``bulwarkadmin`` / ``DEMO_SQL_PASSWORD``: a well-known development credential, like Azurite's
