@@ -359,6 +359,10 @@ def test_export_timeout_ends_after_20_simulated_hours(
     assert final["status"] == "Failed" and final["error"]["code"] == "ImportExportJobError"
     assert "20 hours" in final["error"]["message"]
 
+    admin.sql_fail(database.id, "gateway-timeout")  # the other firewall symptom: the POST times out at the gateway
+    status, _, error = arm_call(sim, "POST", f"{database.id}/export?api-version=2025-01-01", body)
+    assert status == 504 and error["error"]["code"] == "GatewayTimeout"
+
 
 def test_delete_database_and_master_is_protected(
     sql: SqlManagementClient, admin: AdminClient, resource_group: str

@@ -165,7 +165,8 @@ def sql_fail(
     mode: Annotated[
         str,
         typer.Option(
-            "--mode", help="external-references | unsupported-logins | firewall | timeout | none (back to normal)."
+            "--mode",
+            help="external-references | unsupported-logins | firewall | gateway-timeout | timeout | none (normal).",
         ),
     ],
 ) -> None:

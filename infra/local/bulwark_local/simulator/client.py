@@ -83,7 +83,7 @@ class AdminClient:
         return self._json("PATCH", f"/sql/catalog?db={quote(db, safe='')}", features)
 
     def sql_fail(self, db: str, mode: str) -> JsonDict:
-        """Export failure mode: external-references, unsupported-logins, firewall, timeout or none."""
+        """Export failure: external-references, unsupported-logins, firewall, gateway-timeout, timeout or none."""
         return self._json("POST", f"/sql/fail?db={quote(db, safe='')}", {"mode": mode})
 
     def sql_change(self, db: str, *, table: str | None = None, rows: int = 10) -> JsonDict:

@@ -19,8 +19,10 @@ Shapes follow the recordings (test_mgmt_sql.test_server / test_database) and the
 - Export failures end the operation ``Failed`` with ``ImportExportJobError`` and Azure's message
   shape ``The ImportExport operation with Request Id '...' failed due to '...'``: a wrong admin
   login or password, external references or unsupported principals in the database (its
-  "features"), the server firewall (mode ``firewall``), storage errors, or ``timeout`` (the
-  operation stays InProgress for 20 simulated hours, then fails).
+  "features"), the server firewall (mode ``firewall``: the job error Azure reports when "Allow Azure
+  services" is off; mode ``gateway-timeout``: the other documented symptom, the POST itself answers
+  504 GatewayTimeout), storage errors, or ``timeout`` (the operation stays InProgress for 20
+  simulated hours, then fails).
 
 Database contents live in sqldata.py; the admin routes at the end (``/_bulwark/sql/...``) change
 rows, switch failure modes and answer the pre-flight catalog questions.
@@ -60,7 +62,7 @@ SERVER_TYPE = "Microsoft.Sql/servers"
 DATABASE_TYPE = "Microsoft.Sql/servers/databases"
 EXPORT_LIMIT_BYTES = 200 * 1024**3
 EXPORT_MAX_SECONDS = 20 * 3600
-FAILURE_MODES = ("none", "external-references", "unsupported-logins", "firewall", "timeout")
+FAILURE_MODES = ("none", "external-references", "unsupported-logins", "firewall", "gateway-timeout", "timeout")
 EXPORT_SERVICE_IP = "52.236.184.163"  # what the firewall error names as the blocked client
 
 _RG = "/subscriptions/{subscription}/resourceGroups/{resource_group}"
@@ -530,6 +532,12 @@ class SqlProvider:
         complete_at: dt.datetime | None = None
         try:
             mode = record["private"].get("exportFailure", "none")
+            if mode == "gateway-timeout":
+                raise ArmError(
+                    504,
+                    "GatewayTimeout",
+                    "The gateway did not receive a response from 'Microsoft.Sql' within the specified time period.",
+                )
             if mode == "timeout":
                 complete_at = started + dt.timedelta(seconds=EXPORT_MAX_SECONDS)
                 raise ImportExportFailure(
@@ -567,11 +575,13 @@ class SqlProvider:
         name = server["doc"]["name"]
         if mode == "firewall":
             raise ImportExportFailure(
-                f"Cannot open server '{name}' requested by the login. Client with IP address "
-                f"'{EXPORT_SERVICE_IP}' is not allowed to access the server. To enable access, use the Azure "
+                "Error encountered during the service operation. ; Exception Microsoft.SqlServer.Management.Dac."
+                "Services.ServiceException:Unable to authenticate request; Inner exception System.Data.SqlClient."
+                f"SqlException:Cannot open server '{name}' requested by the login. Client with IP address "
+                f"'{EXPORT_SERVICE_IP}' is not allowed to access the server. To enable access, use the Windows Azure "
                 "Management Portal or run sp_set_firewall_rule on the master database to create a firewall rule "
                 "for this IP address or address range. It may take up to five minutes for this change to take "
-                "effect. (Allow Azure services and resources to access this server, or use a private link.)"
+                "effect."
             )
         private = server["private"]
         login = request["administratorLogin"]
