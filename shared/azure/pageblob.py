@@ -71,6 +71,7 @@ FOOTER_BYTES = 512
 _STORAGE_SCOPE = "https://storage.azure.com/.default"
 _STORAGE_VERSION = "2021-08-06"
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_MAX_RENEWALS = 8
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,21 @@ class RedactedCause(Exception):
 
 
 class PageBlobReader:
-    """Reads one page blob; ``read`` may be called from many threads at once."""
+    """Reads one page blob; ``read`` may be called from many threads at once.
 
-    def __init__(self, url: SasUrl | str, *, snapshot: str | None = None, options: DataPlaneOptions | None = None):
+    ``renew`` (SAS readers only) grants a fresh SAS when Azure refuses the current one during
+    ``read`` (it expired or was revoked early, e.g. in a long backup): the reader swaps it in once
+    for every thread and goes on. Without it, a refused SAS raises SnapshotAccessError.
+    """
+
+    def __init__(
+        self,
+        url: SasUrl | str,
+        *,
+        snapshot: str | None = None,
+        options: DataPlaneOptions | None = None,
+        renew: Callable[[], SasUrl] | None = None,
+    ) -> None:
         install_log_redaction()
         self._options = options or DataPlaneOptions()
         if isinstance(url, SasUrl):
@@ -138,10 +151,18 @@ class PageBlobReader:
         self._blob = BlobClient.from_blob_url(
             self._url, credential=credential, snapshot=snapshot, **self._options.blob_kwargs()
         )
-        self._read_url = self._blob.url  # with the snapshot parameter, if any (and the SAS)
+        self._renew = renew if isinstance(url, SasUrl) else None
+        self._current = (self._blob.url, 0)  # (read URL with snapshot and SAS, generation): swapped atomically
+        self._renewals = 0
+        self._renew_lock = threading.Lock()
         self._local = threading.local()
         self._pipelines: list[Pipeline[Any, Any]] = []
         self._lock = threading.Lock()
+
+    @property
+    def renewals(self) -> int:
+        """How often a refused SAS was replaced by a fresh one."""
+        return self._renewals
 
     @property
     def address(self) -> str:
@@ -151,18 +172,33 @@ class PageBlobReader:
     # -- metadata and ranges -----------------------------------------------------------------------
 
     def blob_size(self) -> int:
-        try:
-            return int(self._blob.get_blob_properties().size)
-        except AzureError as exc:
-            raise self._error(exc, "read the properties of") from _cause(exc)
+        while True:
+            generation = self._current[1]
+            try:
+                return int(self._blob.get_blob_properties().size)
+            except AzureError as exc:
+                if self._refused(exc) and self._renew_sas(generation):
+                    continue
+                raise self._error(exc, "read the properties of") from _cause(exc)
 
     def page_ranges(self) -> Iterator[PageRange]:
-        """The valid (written) ranges, ascending, over every page of the listing."""
-        try:
-            for item in self._blob.list_page_ranges():
-                yield _page_range(item)
-        except AzureError as exc:
-            raise self._error(exc, "list the page ranges of") from _cause(exc)
+        """The valid (written) ranges, ascending, over every page of the listing (``NextMarker``);
+        a refused SAS is renewed (with ``renew``) and the listing resumes at the page it was on."""
+        token: str | None = None
+        while True:
+            generation = self._current[1]
+            try:
+                pages = self._blob.list_page_ranges().by_page(continuation_token=token)
+                for page in pages:
+                    yield from (_page_range(item) for item in page)
+                    token = getattr(pages, "continuation_token", None) or None
+                    if token is None:
+                        return
+                return
+            except AzureError as exc:
+                if self._refused(exc) and self._renew_sas(generation):
+                    continue
+                raise self._error(exc, "list the page ranges of") from _cause(exc)
 
     def diff_managed(self, previous: SasUrl) -> Iterator[PageRange]:
         """Changed (``cleared=False``) and cleared ranges since ``previous``, a SAS of an older
@@ -174,13 +210,19 @@ class PageBlobReader:
             captured["next"] = getattr(deserialized, "next_marker", None) or None
             return deserialized
 
+        renewed = False
         while True:
             captured.clear()
+            generation = self._current[1]
             try:
                 pages, clears = self._blob.get_page_range_diff_for_managed_disk(
                     previous.reveal(), marker=marker, cls=keep_marker
                 )
             except AzureError as exc:
+                # Renew this SAS once; a second refusal is the previous snapshot's SAS, the caller's to renew.
+                if not renewed and self._refused(exc) and self._renew_sas(generation):
+                    renewed = True
+                    continue
                 raise self._error(exc, "diff", previous=previous) from _cause(exc)
             found = [PageRange(r["start"], r["end"] - r["start"] + 1) for r in pages]
             found += [PageRange(r["start"], r["end"] - r["start"] + 1, True) for r in clears]
@@ -209,9 +251,8 @@ class PageBlobReader:
             if attempt:
                 delay = min(options.backoff_max_seconds, options.backoff_seconds * 2 ** (attempt - 1))
                 options.sleep(delay * (0.5 + random.random() / 2))  # jitter: threads do not retry in step
-            request = HttpRequest(
-                "GET", self._read_url, headers={"x-ms-range": f"bytes={offset}-{offset + length - 1}"}
-            )
+            url, generation = self._current
+            request = HttpRequest("GET", url, headers={"x-ms-range": f"bytes={offset}-{offset + length - 1}"})
             try:
                 response = self._pipeline().run(request).http_response
                 status = response.status_code
@@ -222,6 +263,9 @@ class PageBlobReader:
                     reason = f"short body: {len(body)} of {length} bytes"
                     continue
                 code = response.headers.get("x-ms-error-code", "")
+                if status == 403 and self._renew is not None and self._renew_sas(generation):
+                    reason = f"HTTP 403 {code}: the SAS was refused and renewed"
+                    continue
                 if status in _TRANSIENT_STATUS:
                     reason = f"HTTP {status} {code}".strip()
                     retry_after = _seconds(response.headers.get("Retry-After"))
@@ -241,6 +285,32 @@ class PageBlobReader:
             f"({reason}).",
             hint="check the network to the storage account; run the backup again",
         )
+
+    def _refused(self, exc: AzureError) -> bool:
+        if self._renew is None:
+            return False
+        status = exc.status_code if isinstance(exc, HttpResponseError) else None
+        return isinstance(exc, ClientAuthenticationError) or status == 403
+
+    def _renew_sas(self, refused_generation: int) -> bool:
+        """Swap in a fresh SAS unless another thread already did; False when renewing is exhausted."""
+        if self._renew is None:
+            return False
+        with self._renew_lock:
+            if self._current[1] != refused_generation:
+                return True  # another thread renewed while this request was out
+            if self._renewals >= _MAX_RENEWALS:
+                return False
+            fresh = self._renew()
+            old = self._blob
+            self._blob = BlobClient.from_blob_url(
+                fresh.reveal(), snapshot=self._snapshot, **self._options.blob_kwargs()
+            )
+            self._current = (self._blob.url, refused_generation + 1)
+            self._renewals += 1
+            old.close()
+        log.info("the SAS for %s was refused; continuing with a fresh one", self.address)
+        return True
 
     def close(self) -> None:
         with self._lock:

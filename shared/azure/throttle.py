@@ -1,7 +1,8 @@
 """Throttling: a client-side budget of ARM writes and the retry policy the ARM clients use.
 
-Azure Resource Manager allows a principal about 1,200 writes (PUT, PATCH, DELETE, POST) per hour
-and answers 429 with ``Retry-After`` beyond that. A 400-disk policy needs well over a thousand
+Azure Resource Manager allows a principal about 1,200 writes (PUT, PATCH, POST) per hour and
+answers 429 with ``Retry-After`` beyond that (DELETEs have their own, much larger limit of about
+15,000 an hour and do not spend the write budget). A 400-disk policy needs well over a thousand
 writes per run (snapshot, grant, revoke and delete per disk), so Bulwark keeps its own budget and
 never relies on a 429 to slow down:
 
@@ -34,7 +35,8 @@ __all__ = ["WRITE_METHODS", "ArmRetryPolicy", "ArmThrottlePolicy", "WriteBudget"
 
 log = logging.getLogger(__name__)
 
-WRITE_METHODS = frozenset({"PUT", "PATCH", "DELETE", "POST"})
+WRITE_METHODS = frozenset({"PUT", "PATCH", "POST"})
+"""What ARM counts as writes; DELETE has a separate limit (about 15,000 an hour)."""
 _IDEMPOTENT_ACTIONS = ("/begingetaccess", "/endgetaccess")
 _REMAINING_HEADER = "x-ms-ratelimit-remaining-subscription-writes"
 _DEFAULT_HOLD = 10.0  # seconds to hold back after a 429 without Retry-After
@@ -97,7 +99,6 @@ class WriteBudget:
             now = self._monotonic()
             self._refill(now)
             self._hold_until = max(self._hold_until, now + max(0.0, seconds))
-            self._tokens = min(self._tokens, 0.0)
 
     def observe_remaining(self, remaining: int) -> None:
         """Azure reported how many writes are left: never believe we have more."""
@@ -112,7 +113,9 @@ class WriteBudget:
 
 
 class ArmThrottlePolicy(SansIOHTTPPolicy[Any, Any]):
-    """Takes a budget token per write attempt; reports 429s and the remaining-writes header to it."""
+    """Takes a budget token per write attempt; reports a write's 429 and the remaining-writes header
+    to the budget. (Reads and DELETEs have their own ARM limits; the retry policy alone honours their
+    Retry-After.)"""
 
     def __init__(self, budget: WriteBudget) -> None:
         self._budget = budget

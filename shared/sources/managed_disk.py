@@ -9,14 +9,16 @@ and a restore to an upload disk writes a fresh footer.
 * incremental backup: ``changes_since(previous_sas)`` is Get Page Ranges Diff against the previous
   image-level snapshot of the same disk (``x-ms-previous-snapshot-url``, every page over
   ``NextMarker``): changed ranges are read, cleared ranges become holes (see shared.core.ranges);
-* ``read()`` is one ranged GET per call, safe from several threads, retried on connection resets.
+* ``read()`` is one ranged GET per call, safe from several threads, retried on connection resets;
+  with ``renew`` (e.g. ``lambda: compute.grant_read(snapshot_id)``) a SAS refused mid-backup
+  (expired or revoked early) is replaced and the read goes on.
 
 The source id is the disk's resource id (not the snapshot's), so every point of one disk shares it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -35,9 +37,10 @@ class ManagedDiskSnapshotSource:
         *,
         source_id: str,
         options: DataPlaneOptions | None = None,
+        renew: Callable[[], SasUrl] | None = None,
         reader: PageBlobReader | None = None,
     ) -> None:
-        self._reader = reader if reader is not None else PageBlobReader(sas, options=options)
+        self._reader = reader if reader is not None else PageBlobReader(sas, options=options, renew=renew)
         self._source_id = source_id
         try:
             self._size = vhd_disk_size(self._reader)
@@ -52,6 +55,11 @@ class ManagedDiskSnapshotSource:
     @property
     def source_id(self) -> str:
         return self._source_id
+
+    @property
+    def renewals(self) -> int:
+        """How often a refused SAS was replaced through ``renew``."""
+        return self._reader.renewals
 
     @property
     def address(self) -> str:

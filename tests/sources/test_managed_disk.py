@@ -21,34 +21,54 @@ from shared.azure.compute import AzureCompute, snapshot_name, snapshot_tags
 from shared.azure.model import DiskInfo, SasUrl, SnapshotInfo
 from shared.azure.pageblob import DataPlaneOptions
 from shared.core.errors import SnapshotAccessError, SourceError
-from shared.core.ranges import Extent, blocks_touched, plan_incremental
+from shared.core.ranges import Extent, blocks_touched, merge_extents, plan_incremental
 from shared.engine.backup import backup_image
 from shared.engine.restore import restore_image
 from shared.repo.point import Point
 from shared.repo.repository import Repository
+from shared.sources.image_file import ImageFileSource
 from shared.sources.managed_disk import ManagedDiskSnapshotSource
 from tests.azure.conftest import make_group, make_vm
 
 KIB, MIB = 1 << 10, 1 << 20
 
 
-def guest_image(admin: AdminClient, disk: DiskInfo, path: Path) -> Path:
-    """What ``bulwark-sim guest read`` returns: the disk's bytes as the guest sees them."""
+def guest_image(admin: AdminClient, disk: DiskInfo | str, path: Path) -> Path:
+    """What ``bulwark-sim guest read`` returns: the disk's bytes as the guest sees them (fetched
+    range by range from the guest's written ranges; everything else reads as zeros, a hole here)."""
+    target = disk.id if isinstance(disk, DiskInfo) else disk
+    info = admin.guest_info(target)
     with path.open("wb") as out:
-        for piece in admin.iter_guest_read(disk.id, 0, disk.size_bytes):
-            out.write(piece)
+        out.truncate(info["size"])
+        for start, end in info["ranges"]:
+            out.seek(start)
+            for piece in admin.iter_guest_read(target, start, end - start):
+                out.write(piece)
     return path
 
 
 def restored_equals(repo: Repository, point: Point, expected: Path, target: Path) -> bool:
     restore_image(repo, point, target)
-    with expected.open("rb") as a, target.open("rb") as b:
-        while True:
-            left, right = a.read(8 * MIB), b.read(8 * MIB)
-            if left != right:
-                return False
-            if not left:
-                return True
+    return same_image(expected, target)
+
+
+def same_image(a: Path, b: Path) -> bool:
+    """Byte equality of two sparse images, reading only where either holds data (holes are zeros)."""
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    extents = merge_extents([*data_extents(a), *data_extents(b)])
+    with a.open("rb") as left, b.open("rb") as right:
+        for extent in extents:
+            for offset in range(extent.offset, extent.end, 8 * MIB):
+                length = min(8 * MIB, extent.end - offset)
+                if os.pread(left.fileno(), length, offset) != os.pread(right.fileno(), length, offset):
+                    return False
+    return True
+
+
+def data_extents(path: Path) -> list[Extent]:
+    with ImageFileSource(path) as source:
+        return list(source.allocated())
 
 
 def take(compute: AzureCompute, disk: DiskInfo, group: str, session: str) -> SnapshotInfo:

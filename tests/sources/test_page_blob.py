@@ -19,18 +19,9 @@ from shared.engine.restore import restore_image
 from shared.repo.repository import Repository
 from shared.sources.page_blob import PageBlobSnapshotSource
 
+from .test_managed_disk import guest_image, same_image
+
 KIB, MIB = 1 << 10, 1 << 20
-
-
-def guest_image(admin: AdminClient, uri: str, size: int, path: Path) -> Path:
-    with path.open("wb") as out:
-        for piece in admin.iter_guest_read(uri, 0, size):
-            out.write(piece)
-    return path
-
-
-def same_file(a: Path, b: Path) -> bool:
-    return a.read_bytes() == b.read_bytes()
 
 
 def test_vhd_disk_full_then_incremental(
@@ -48,7 +39,7 @@ def test_vhd_disk_full_then_incremental(
     admin.guest_write(uri, 0, os.urandom(128 * KIB))
     admin.guest_write(uri, 10 * MIB + 100, os.urandom(3 * MIB))
     admin.guest_write(uri, size - 512, os.urandom(512))
-    first_image = guest_image(admin, uri, size, tmp_path / "guest-1.img")
+    first_image = guest_image(admin, uri, tmp_path / "guest-1.img")
     vhds = VhdBlobs(data_plane)
     first = vhds.create_snapshot(uri, metadata={"bulwark_session": "s1"})
 
@@ -58,11 +49,11 @@ def test_vhd_disk_full_then_incremental(
         full = backup_image(repo, source, workers=3)
     assert full.bytes_read == len(list(blocks_touched(allocated, repo.config.block_size))) * MIB == 6 * MIB
     restore_image(repo, full.point, tmp_path / "restore-1.img")
-    assert same_file(first_image, tmp_path / "restore-1.img")
+    assert same_image(first_image, tmp_path / "restore-1.img")
 
     admin.guest_write(uri, 40 * MIB, os.urandom(8 * KIB))
     admin.guest_trim(uri, 11 * MIB, 2 * MIB)
-    second_image = guest_image(admin, uri, size, tmp_path / "guest-2.img")
+    second_image = guest_image(admin, uri, tmp_path / "guest-2.img")
     second = vhds.create_snapshot(uri)
     with PageBlobSnapshotSource(uri, second, options=data_plane) as source:
         changes = source.changes_since(first)
@@ -72,7 +63,7 @@ def test_vhd_disk_full_then_incremental(
     assert planned == [40] and holes == [11, 12]
     assert incremental.bytes_read == MIB
     restore_image(repo, incremental.point, tmp_path / "restore-2.img")
-    assert same_file(second_image, tmp_path / "restore-2.img")
+    assert same_image(second_image, tmp_path / "restore-2.img")
 
     vhds.delete_snapshot(uri, first)
     vhds.delete_snapshot(uri, first)  # already gone: fine
