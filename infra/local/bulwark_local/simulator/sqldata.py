@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +163,7 @@ class TableStore:
         digest = hashlib.sha256(data).hexdigest()
         path = self._folder / f"{digest}.bcp"
         if not path.exists():
-            temporary = path.with_suffix(f".{os.getpid()}.tmp")
+            temporary = path.with_suffix(f".{uuid.uuid4().hex}.tmp")  # concurrent puts of one digest
             temporary.write_bytes(data)
             os.replace(temporary, path)
         return digest
