@@ -249,3 +249,114 @@ __all__ += [
     "UnsupportedDiskError",
     "WrongRegionError",
 ]
+
+
+# -- Policies and the catalog (appended) -----------------------------------------------------------
+#
+#     BulwarkError
+#     └── UsageError
+#         ├── InvalidDocumentError      a JSON document breaks its schema; carries FieldProblems (HTTP 400)
+#         │   └── PolicyValidationError a backup policy is malformed or inconsistent
+#         ├── PolicyNotFoundError       no policy has this id (HTTP 404)
+#         ├── PolicyExistsError         create() of an id that is taken (HTTP 409)
+#         ├── PolicyConflictError       the policy changed since it was read: stale ETag (HTTP 412)
+#         └── SessionNotFoundError      no backup session has this id (HTTP 404)
+
+from dataclasses import dataclass as _dataclass  # noqa: E402 - appended section
+
+
+@_dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong with one field of a document: where, what, and how to fix it.
+
+    ``path`` uses the document's own field names, e.g. ``schedule.daily.times[1]``; an empty path
+    means the document as a whole.
+    """
+
+    path: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = self.path or "(document)"
+        return f"{where}: {self.message}; {self.fix}" if self.fix else f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message, "fix": self.fix}
+
+
+class InvalidDocumentError(UsageError):
+    """A document (JSON from a person or a caller) is invalid; ``problems`` says where and why."""
+
+    code = "invalid_document"
+
+    def __init__(self, subject: str, problems: list[FieldProblem] | tuple[FieldProblem, ...]) -> None:
+        self.subject = subject
+        self.problems = tuple(problems)
+        if len(self.problems) == 1:
+            message = f"{subject} is invalid: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  {problem}" for problem in self.problems)
+            message = f"{subject} is invalid ({len(self.problems)} problems):\n{lines}"
+        super().__init__(message)
+
+    def to_dict(self) -> dict[str, object]:
+        """The body of an HTTP 400 answer: code, message and one entry per problem."""
+        return {
+            "code": self.code,
+            "message": f"{self.subject} is invalid",
+            "problems": [problem.to_dict() for problem in self.problems],
+        }
+
+
+class PolicyValidationError(InvalidDocumentError):
+    code = "policy_invalid"
+
+
+class PolicyNotFoundError(UsageError):
+    code = "policy_not_found"
+
+    def __init__(self, policy_id: str) -> None:
+        super().__init__(f"No policy has the id '{policy_id}'.", hint="list the policies to see their ids")
+        self.policy_id = policy_id
+
+
+class PolicyExistsError(UsageError):
+    code = "policy_exists"
+
+    def __init__(self, policy_id: str) -> None:
+        super().__init__(
+            f"A policy with the id '{policy_id}' exists already.",
+            hint="choose another id, or update the existing policy with its ETag",
+        )
+        self.policy_id = policy_id
+
+
+class PolicyConflictError(UsageError):
+    code = "policy_conflict"
+
+    def __init__(self, policy_id: str) -> None:
+        super().__init__(
+            f"Policy '{policy_id}' was changed by someone else since you read it.",
+            hint="re-read the policy, apply your change to the current version and save it with its new ETag",
+        )
+        self.policy_id = policy_id
+
+
+class SessionNotFoundError(UsageError):
+    code = "session_not_found"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"No backup session has the id '{session_id}'.", hint="list the sessions of the policy")
+        self.session_id = session_id
+
+
+__all__ += [
+    "FieldProblem",
+    "InvalidDocumentError",
+    "PolicyConflictError",
+    "PolicyExistsError",
+    "PolicyNotFoundError",
+    "PolicyValidationError",
+    "SessionNotFoundError",
+]
