@@ -28,7 +28,7 @@ FIX = (
 
 _CREDENTIAL_KEY = re.compile(
     r"(?i)(?<![a-z0-9_])(password|passwd|pwd|passphrase|accountkey|sharedaccesskey|sharedaccesssignature"
-    r"|sig|client_secret|clientsecret|api_?key|access_?token|secret)\s*[=:]"
+    r"|sig|client_secret|clientsecret|api_?key|access_?token|secret)\s*="
 )
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")

@@ -134,7 +134,9 @@ class ImageBackup:
 class SqlSettings:
     """How SQL databases are exported to BACPAC and kept in the repository."""
 
-    retention: BackupRetention = field(metadata=spec("how long BACPAC restore points stay"))
+    retention: BackupRetention = field(
+        metadata=spec("how long BACPAC restore points stay", example={"days": 30, "monthly": 12})
+    )
     mode: SqlMode = field(default=SqlMode.DIRECT, metadata=spec("export directly, or from a copy on a staging server"))
     staging_server: str | None = field(
         default=None, metadata=spec("staging mode: the server that holds the copy", format=SQL_SERVER_ID)
@@ -218,10 +220,24 @@ class Policy:
     """A backup policy."""
 
     id: str = field(metadata=spec("the policy's id", example="prod-vms", format=POLICY_ID))
-    scope: Scope = field(metadata=spec("what to protect"))
-    schedule: Schedule = field(metadata=spec("when sessions run"))
-    repository: RepositoryRef = field(metadata=spec("where restore points are stored"))
-    encryption: Encryption = field(metadata=spec("the repository's key, by reference"))
+    scope: Scope = field(
+        metadata=spec("what to protect", example={"resource_groups": ["/subscriptions/<GUID>/resourceGroups/<group>"]})
+    )
+    schedule: Schedule = field(
+        metadata=spec("when sessions run", example={"time_zone": "Europe/Berlin", "daily": {"times": ["02:30"]}})
+    )
+    repository: RepositoryRef = field(
+        metadata=spec(
+            "where restore points are stored",
+            example={"location": "https://myaccount.blob.core.windows.net/bulwark/prod", "region": "westeurope"},
+        )
+    )
+    encryption: Encryption = field(
+        metadata=spec(
+            "the repository's key, by reference",
+            example={"passphrase": {"key_vault_secret": "bulwark-repo-passphrase"}},
+        )
+    )
     description: str = field(default="", metadata=spec("free text for people", max_length=1000))
     enabled: bool = field(default=True, metadata=spec("whether the schedule starts sessions"))
     snapshots: SnapshotSettings | None = field(

@@ -178,7 +178,7 @@ def test_secret_looking_field_name_is_refused() -> None:
     [
         "/subscriptions/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/resourceGroups/ProductionWorkloads2/providers/"
         "Microsoft.Compute/virtualMachines/MyProductionVirtualMachine01WestEuropeRegion",
-        "Backups of the billing database; owner: finance-platform-team@example.com",
+        "Backups of the billing database; owner: finance-platform-team@example.com; password: in Key Vault",
         "bulwark-repository-passphrase-production-westeurope",
     ],
 )

@@ -181,6 +181,11 @@ CASES = [
     ),
     Case("missing id", drop("id"), 'id: is missing; e.g. "prod-vms"'),
     Case(
+        "missing scope",
+        drop("scope"),
+        'scope: is missing; e.g. {"resource_groups": ["/subscriptions/<GUID>/resourceGroups/<group>"]}',
+    ),
+    Case(
         "id with spaces and capitals",
         put("id", "Prod VMs"),
         "id: 'Prod VMs' is not a policy id; use 1-63 lowercase letters, digits and inner hyphens, e.g. 'prod-vms'",
