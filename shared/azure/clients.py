@@ -29,6 +29,7 @@ from .credential import build_credential
 from .pageblob import DataPlaneOptions
 from .redaction import install_log_redaction
 from .settings import AzureSettings
+from .sql import AzureSql
 from .throttle import ArmRetryPolicy, ArmThrottlePolicy, WriteBudget
 
 __all__ = ["AzureClients"]
@@ -89,6 +90,9 @@ class AzureClients:
             self.settings.subscription_id,
             sas_seconds=self.settings.sas_seconds,
         )
+
+    def sql(self) -> AzureSql:
+        return AzureSql(self.sql_client(), self.settings.subscription_id)
 
     def close(self) -> None:
         with self._lock:

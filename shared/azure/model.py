@@ -16,9 +16,19 @@ from dataclasses import dataclass, field
 from shared.core.errors import UsageError
 
 __all__ = [
+    "BacpacLocation",
+    "DatabaseCatalog",
     "DiskInfo",
+    "ExportResult",
+    "ExternalReference",
     "SasUrl",
+    "Secret",
+    "Selection",
     "SnapshotInfo",
+    "SqlDatabaseInfo",
+    "SqlLogin",
+    "SqlServerInfo",
+    "UnsupportedPrincipal",
     "VmDisk",
     "VmInfo",
     "VmSelection",
@@ -142,8 +152,8 @@ class SnapshotInfo:
 
 
 @dataclass(frozen=True)
-class VmSelection:
-    """Which VMs a policy protects.
+class Selection:
+    """Which resources (VMs, SQL databases) a policy protects.
 
     * ``vm_ids``: these VMs, whatever their tags (each must exist).
     * ``resource_groups``: every VM in these groups (each group must exist) that matches ``tags``.
@@ -167,6 +177,133 @@ class VmSelection:
         if vm_id.lower() in {e.lower() for e in self.exclude_ids}:
             return True
         return any(_tag_matches(tags, key, value) for key, value in self.exclude_tags.items())
+
+
+VmSelection = Selection
+"""The selection of a VM policy (the same rules serve SQL databases)."""
+
+
+class Secret:
+    """A password or key: ``reveal()`` gives it to Azure; repr, str and pickling never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(<hidden>)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Secret is not pickled; pass a reference (a Key Vault secret name) instead")
+
+
+@dataclass(frozen=True)
+class SqlLogin:
+    """The SQL server administrator login the import/export service signs in with."""
+
+    login: str
+    password: Secret
+
+
+@dataclass(frozen=True)
+class BacpacLocation:
+    """Where the export service writes (or import reads) a BACPAC: the blob's URL and the key for
+    it, a SAS token (``SharedAccessKey``) or the account key (``StorageAccessKey``)."""
+
+    uri: str
+    key: Secret
+    key_type: str = "SharedAccessKey"
+
+    @classmethod
+    def from_sas(cls, sas: SasUrl) -> BacpacLocation:
+        url = sas.reveal()
+        if "?" not in url:
+            raise UsageError("the BACPAC location needs a SAS token (a URL with a query)")
+        address, token = url.split("?", 1)
+        return cls(address, Secret("?" + token), "SharedAccessKey")
+
+
+@dataclass(frozen=True)
+class SqlServerInfo:
+    id: str
+    name: str
+    resource_group: str
+    location: str
+    fqdn: str | None
+    administrator_login: str | None
+    state: str | None
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class SqlDatabaseInfo:
+    id: str
+    name: str
+    server_id: str
+    server_name: str
+    resource_group: str
+    location: str
+    status: str | None
+    sku: str | None
+    tier: str | None
+    max_size_bytes: int | None
+    is_system: bool
+    database_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class ExternalReference:
+    """An object that references another database or server (BACPAC cannot export it: SQL71562)."""
+
+    referencing_object: str
+    referencing_type: str
+    referenced_server: str | None
+    referenced_database: str | None
+    referenced_schema: str | None
+    referenced_entity: str
+
+    def describe(self) -> str:
+        target = ".".join(p for p in (self.referenced_server, self.referenced_database, self.referenced_schema) if p)
+        return f"{self.referencing_type.lower()} {self.referencing_object} -> {target}.{self.referenced_entity}"
+
+
+@dataclass(frozen=True)
+class UnsupportedPrincipal:
+    """A database user BACPAC cannot carry (e.g. Windows-authenticated: SQL71564)."""
+
+    name: str
+    type: str
+    authentication_type: str
+
+
+@dataclass(frozen=True)
+class DatabaseCatalog:
+    """What a pre-flight learns from inside the database (``ports.SqlCatalogProbe``)."""
+
+    external_references: tuple[ExternalReference, ...] = ()
+    unsupported_principals: tuple[UnsupportedPrincipal, ...] = ()
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    request_id: str
+    database_name: str
+    blob_uri: str
+    status: str
 
 
 def _tag_matches(tags: Mapping[str, str], key: str, value: str) -> bool:

@@ -11,9 +11,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from .model import DiskInfo, SasUrl, SnapshotInfo, VmInfo, VmSelection
+from .model import (
+    BacpacLocation,
+    DatabaseCatalog,
+    DiskInfo,
+    ExportResult,
+    SasUrl,
+    Selection,
+    SnapshotInfo,
+    SqlDatabaseInfo,
+    SqlLogin,
+    SqlServerInfo,
+    VmInfo,
+    VmSelection,
+)
 
-__all__ = ["DiskAccess", "DiskSnapshots", "RestoreTargets", "VmInventory"]
+__all__ = [
+    "DiskAccess",
+    "DiskSnapshots",
+    "RestoreTargets",
+    "SqlCatalogProbe",
+    "SqlDatabases",
+    "VmInventory",
+]
 
 
 class VmInventory(Protocol):
@@ -120,3 +140,58 @@ class RestoreTargets(Protocol):
     ) -> VmInfo: ...
 
     def delete_disk(self, disk_id: str) -> None: ...
+
+
+class SqlCatalogProbe(Protocol):
+    """Looks inside a database for what BACPAC cannot export. Azure: T-SQL over TDS
+    (``sql_catalog.DbApiCatalogProbe``); the local simulator: its catalog endpoint."""
+
+    def probe(self, database: SqlDatabaseInfo) -> DatabaseCatalog: ...
+
+
+class SqlDatabases(Protocol):
+    """Azure SQL servers and databases: discovery, staging copies, BACPAC export/import."""
+
+    def list_servers(self, resource_group: str | None = None) -> list[SqlServerInfo]: ...
+
+    def list_databases(self, server_id: str, *, include_system: bool = False) -> list[SqlDatabaseInfo]:
+        """User databases by name; ``master`` only with ``include_system``."""
+        ...
+
+    def get_database(self, database_id: str) -> SqlDatabaseInfo: ...
+
+    def discover(self, selection: Selection) -> list[SqlDatabaseInfo]: ...
+
+    def copy_database(
+        self,
+        source: SqlDatabaseInfo,
+        *,
+        server_id: str,
+        name: str,
+        sku: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> SqlDatabaseInfo:
+        """A transactionally consistent copy on ``server_id`` (a staging server), online on return."""
+        ...
+
+    def preflight_export(self, database: SqlDatabaseInfo, catalog: DatabaseCatalog) -> int | None:
+        """Raise SqlExportRefusedError for what BACPAC cannot export; return the size in bytes."""
+        ...
+
+    def export_database(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ExportResult: ...
+
+    def import_database(
+        self,
+        server_id: str,
+        *,
+        name: str,
+        source: BacpacLocation,
+        login: SqlLogin,
+        edition: str | None = None,
+        service_objective: str | None = None,
+        max_size_bytes: int | None = None,
+    ) -> SqlDatabaseInfo: ...
+
+    def delete_database(self, database_id: str) -> None:
+        """Delete; already gone is not an error; ``master`` is refused."""
+        ...

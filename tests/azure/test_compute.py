@@ -206,9 +206,9 @@ def test_upload_disk_then_vm_from_disks(
                                       os_type="Linux")  # fmt: skip
     assert disk.disk_state == "ReadyToUpload" and disk.size_bytes == size
     sas = compute.grant_write(disk.id, seconds=600)
-    client = BlobClient.from_blob_url(sas.reveal(), connection_verify=sim.ca_bundle)
-    client.upload_page(b"\x5a" * 4096, offset=0, length=4096)
-    client.upload_page(vhd_footer(size), offset=size, length=512)
+    with BlobClient.from_blob_url(sas.reveal(), connection_verify=sim.ca_bundle) as client:
+        client.upload_page(b"\x5a" * 4096, offset=0, length=4096)
+        client.upload_page(vhd_footer(size), offset=size, length=512)
     compute.revoke(disk.id)
     assert compute.get_disk(disk.id).disk_state == "Unattached"
     assert admin.guest_read(disk.id, 0, 4096) == b"\x5a" * 4096
