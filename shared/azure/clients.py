@@ -25,6 +25,7 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.sql import SqlManagementClient
 
 from .compute import AzureCompute
+from .containers import AzureContainers
 from .credential import build_credential
 from .pageblob import DataPlaneOptions
 from .redaction import install_log_redaction
@@ -90,6 +91,9 @@ class AzureClients:
             self.settings.subscription_id,
             sas_seconds=self.settings.sas_seconds,
         )
+
+    def containers(self) -> AzureContainers:
+        return AzureContainers(self.container_client(), self.settings.subscription_id)
 
     def sql(self) -> AzureSql:
         return AzureSql(self.sql_client(), self.settings.subscription_id)

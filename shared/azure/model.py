@@ -17,6 +17,9 @@ from shared.core.errors import UsageError
 
 __all__ = [
     "BacpacLocation",
+    "ContainerGroupState",
+    "ContainerSpec",
+    "ContainerState",
     "DatabaseCatalog",
     "DiskInfo",
     "ExportResult",
@@ -32,6 +35,7 @@ __all__ = [
     "VmDisk",
     "VmInfo",
     "VmSelection",
+    "WorkerGroupSpec",
 ]
 
 
@@ -304,6 +308,64 @@ class ExportResult:
     database_name: str
     blob_uri: str
     status: str
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    cpu: float = 1.0
+    memory_gb: float = 1.5
+    environment: Mapping[str, str] = field(default_factory=dict, hash=False)
+    secure_environment: Mapping[str, Secret] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class WorkerGroupSpec:
+    """A container group to run once. ``identity_ids``: user-assigned managed identities (the
+    worker reaches storage and Key Vault with them; the first also pulls from ``registry_server``)."""
+
+    name: str
+    resource_group: str
+    location: str
+    containers: tuple[ContainerSpec, ...]
+    restart_policy: str = "Never"
+    os_type: str = "Linux"
+    identity_ids: tuple[str, ...] = ()
+    registry_server: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    state: str | None
+    exit_code: int | None
+    detail_status: str | None
+    restart_count: int
+    start_time: dt.datetime | None = None
+    finish_time: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ContainerGroupState:
+    id: str
+    name: str
+    provisioning_state: str | None
+    state: str | None
+    containers: tuple[ContainerState, ...]
+
+    @property
+    def finished(self) -> bool:
+        """Every container has ended (or the group failed to provision)."""
+        if (self.provisioning_state or "").lower() == "failed":
+            return True
+        return bool(self.containers) and all((c.state or "").lower() == "terminated" for c in self.containers)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.finished and all(c.exit_code == 0 for c in self.containers)
 
 
 def _tag_matches(tags: Mapping[str, str], key: str, value: str) -> bool:

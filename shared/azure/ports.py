@@ -13,6 +13,7 @@ from typing import Protocol
 
 from .model import (
     BacpacLocation,
+    ContainerGroupState,
     DatabaseCatalog,
     DiskInfo,
     ExportResult,
@@ -24,9 +25,11 @@ from .model import (
     SqlServerInfo,
     VmInfo,
     VmSelection,
+    WorkerGroupSpec,
 )
 
 __all__ = [
+    "ContainerGroups",
     "DiskAccess",
     "DiskSnapshots",
     "RestoreTargets",
@@ -194,4 +197,22 @@ class SqlDatabases(Protocol):
 
     def delete_database(self, database_id: str) -> None:
         """Delete; already gone is not an error; ``master`` is refused."""
+        ...
+
+
+class ContainerGroups(Protocol):
+    """Run-to-completion workers in Azure Container Instances."""
+
+    def launch(self, spec: WorkerGroupSpec) -> ContainerGroupState: ...
+
+    def get(self, group_id: str) -> ContainerGroupState: ...
+
+    def wait(self, group_id: str, *, timeout: float, poll_seconds: float = 10.0) -> ContainerGroupState:
+        """Poll until every container ended; AzureOperationFailedError after ``timeout``."""
+        ...
+
+    def logs(self, group_id: str, *, container: str | None = None, tail: int | None = None) -> str: ...
+
+    def delete(self, group_id: str) -> None:
+        """Delete (stopping what still runs); already gone is not an error."""
         ...
