@@ -1,9 +1,12 @@
-"""The Azure Functions entry point: wiring only.
-
-Blueprints from ``functions/`` are registered here; they arrive with the serverless-app work
-(policies, schedules, orchestrations). Until then the app registers nothing.
-"""
+"""The Azure Functions entry point: wiring only (blueprints from functions/)."""
 
 import azure.durable_functions as df
+import azure.functions as func
 
-app = df.DFApp()
+from functions.activities import jobs, sessions, vm
+from functions.orchestrators import policy_session, vm_backup
+from functions.triggers import http_api, schedules
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+for blueprint in (http_api.bp, schedules.bp, policy_session.bp, vm_backup.bp, vm.bp, jobs.bp, sessions.bp):
+    app.register_functions(blueprint)

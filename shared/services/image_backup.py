@@ -214,6 +214,8 @@ def find_job_point(repo: Repository, job_id: str) -> Point | None:
 def _result(spec: JobSpec, point: Point, *, reused: bool) -> dict[str, Any]:
     stats: Mapping[str, Any] = point.stats or {}
     return {
+        "job_id": spec.job_id,
+        "repository": spec.repository.location,
         "point_id": point.point_id,
         "time": point.time,
         "reused": reused,

@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar, Self, TypeVar
 
-from shared.azure.model import VmSelection
 from shared.core.errors import UsageError
 
 from .job_spec import RepositoryRef, SecretRef
@@ -37,7 +36,6 @@ __all__ = [
     "RESULT_FAILED",
     "RESULT_SUCCESS",
     "RESULT_WARNING",
-    "BackupPlan",
     "DiscoverRequest",
     "DiskOutcome",
     "DiskTarget",
@@ -150,34 +148,6 @@ class Message:
     def from_dict(cls, doc: Mapping[str, Any] | None) -> Self:
         result: Self = from_plain(cls, doc or {})
         return result
-
-
-# -- the policy as a session sees it ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BackupPlan(Message):
-    """What one backup session of a policy needs (``shared.policy`` maps a Policy onto this)."""
-
-    policy_id: str
-    selection: VmSelection
-    repository: RepositoryRef
-    repository_region: str | None = None
-    worker_placement: str = "repository"
-    """``repository``: run workers in the repository's region (the seed's rule); ``source``: the VM's."""
-    image_level: bool = True
-    snapshots_to_keep: int = 7
-    """Snapshots kept per disk (at most 500: Azure's incremental-snapshot limit)."""
-    concurrency: int = 4
-    """VMs processed at once in a session."""
-
-    def __post_init__(self) -> None:
-        if self.worker_placement not in ("repository", "source"):
-            raise UsageError(f"worker placement {self.worker_placement!r} is neither 'repository' nor 'source'")
-        if not 1 <= self.snapshots_to_keep <= 500:
-            raise UsageError("snapshots_to_keep must be 1 to 500 (Azure allows 500 incremental snapshots per disk)")
-        if self.concurrency < 1:
-            raise UsageError("concurrency must be at least 1")
 
 
 # -- orchestration messages -----------------------------------------------------------------------
@@ -341,6 +311,7 @@ class RecordPointsResult(Message):
 class RetentionRequest(Message):
     policy_id: str
     session_id: str
+    vm_id: str
     resource_group: str
     disk_ids: tuple[str, ...]
 

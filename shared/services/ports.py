@@ -18,11 +18,11 @@ from shared.core.ranges import ChangeSet, Extent
 from shared.repo.repository import Repository
 
 from .job_spec import SecretRef
-from .messages import BackupPlan, PointRecord, SessionRecord
+from .messages import PointRecord, SessionRecord
 
 __all__ = [
     "ChangeAwareSource",
-    "PlanSource",
+    "BlobSnapshots",
     "PointCatalog",
     "RepositoryOpener",
     "SecretResolver",
@@ -97,25 +97,24 @@ class WorkerLauncher(Protocol):
         ...
 
 
-class PlanSource(Protocol):
-    """What a backup session needs to know about a policy (``shared.policy`` behind an adapter)."""
+class BlobSnapshots(Protocol):
+    """Blob snapshots of unmanaged (VHD page blob) disks (``shared.azure.pageblob.VhdBlobs``)."""
 
-    def get_plan(self, policy_id: str) -> BackupPlan:
-        """The policy's plan; raises ``PolicyNotFoundError`` for an unknown id."""
+    def create_snapshot(self, vhd_uri: str, *, metadata: dict[str, str] | None = None) -> str:
+        """Snapshot the blob; returns the snapshot's timestamp."""
         ...
-
-    def list_plans(self) -> Sequence[BackupPlan]: ...
 
 
 class PointCatalog(Protocol):
     """Restore points recorded by sessions (``shared.catalog`` behind an adapter)."""
 
-    def record_point(self, point: PointRecord) -> None:
-        """Insert or replace (by ``point_id``): a replayed activity records the same point again."""
+    def record_points(self, points: Sequence[PointRecord]) -> None:
+        """Record the image-level points one session made of one VM (one per disk). Insert or replace
+        by ``point_id``: a replayed activity records the same points again."""
         ...
 
-    def last_image_point(self, policy_id: str, disk_id: str) -> PointRecord | None:
-        """The newest image-level point of ``disk_id`` made by ``policy_id``."""
+    def last_image_point(self, policy_id: str, vm_id: str, disk_id: str) -> PointRecord | None:
+        """The newest image-level point of the VM's disk ``disk_id`` made by ``policy_id``."""
         ...
 
 

@@ -1,0 +1,1 @@
+"""Orchestrators: pure coordination (no I/O, time only from the context), messages as dicts."""

@@ -1,0 +1,135 @@
+"""policy_session_orchestrator: one backup session of a policy.
+
+    input   SessionRequest {policy_id, slot ("on-demand" or the slot time), image_level}
+    output  SessionRecord  {status Success | Warning | Failed, per-resource results with reasons}
+
+discover_vms -> one vm_backup_orchestrator per VM, at most ``concurrency`` (the policy's limit) in
+flight -> aggregate -> record_session. The custom status is what the portal shows while it runs:
+{phase, resources_total, resources_done, bytes_read, bytes_stored, failed}.
+"""
+
+# The SDK's decorators are untyped; the functions under them are checked all the same.
+# mypy: disable-error-code="untyped-decorator"
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import replace
+from typing import Any
+
+import azure.durable_functions as df
+from azure.durable_functions.models.Task import TaskState
+
+from functions import names
+from shared.core.clock import format_time
+from shared.services.messages import (
+    RESULT_FAILED,
+    RESULT_SUCCESS,
+    RESULT_WARNING,
+    DiscoverRequest,
+    ResourceResult,
+    SessionPlan,
+    SessionProgress,
+    SessionRecord,
+    SessionRequest,
+    VmBackupRequest,
+    worse,
+)
+
+from .flow import BackoffRetry, failure_reason
+
+bp = df.Blueprint()
+
+DISCOVER_RETRY = BackoffRetry(5, 4)
+RECORD_RETRY = BackoffRetry(5, 5)
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.POLICY_SESSION)
+def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    request = SessionRequest.from_dict(context.get_input())
+    session_id = context.instance_id
+    started = format_time(context.current_utc_datetime)
+    context.set_custom_status(SessionProgress(phase="discovering").to_dict())
+
+    try:
+        discovered = yield context.call_activity_with_retry(
+            names.DISCOVER_VMS, DISCOVER_RETRY, DiscoverRequest(request.policy_id, session_id).to_dict()
+        )
+    except Exception as error:
+        plan = None
+        reason = f"discovery failed: {failure_reason(error)}"
+    else:
+        plan = SessionPlan.from_dict(discovered)
+        reason = "" if plan.vms else "the policy's scope selects no VM"
+
+    results: list[ResourceResult] = []
+    image_level = bool(plan and request.image_level and plan.image_level_enabled)
+    if plan is not None and plan.vms:
+        total = len(plan.vms)
+        progress = SessionProgress(phase="backing up", resources_total=total)
+        context.set_custom_status(progress.to_dict())
+        queue = list(enumerate(plan.vms))
+        running: list[tuple[Any, Any]] = []
+        done: dict[int, ResourceResult] = {}
+        while queue or running:
+            while queue and len(running) < plan.concurrency:
+                index, vm = queue.pop(0)
+                child = VmBackupRequest(request.policy_id, session_id, image_level, vm)
+                task = context.call_sub_orchestrator(names.VM_BACKUP, child.to_dict(), f"{session_id}:vm:{index}")
+                running.append((task, (index, vm)))
+            finished = yield context.task_any([task for task, _ in running])
+            entry = next(item for item in running if item[0] is finished)
+            running.remove(entry)
+            index, vm = entry[1]
+            if finished.state is TaskState.SUCCEEDED:
+                done[index] = ResourceResult.from_dict(finished.result)
+            else:
+                done[index] = ResourceResult(vm.vm_id, vm.name, RESULT_FAILED, (failure_reason(finished.result),))
+            result = done[index]
+            progress = SessionProgress(
+                phase="backing up",
+                resources_total=total,
+                resources_done=len(done),
+                bytes_read=progress.bytes_read + result.bytes_read,
+                bytes_stored=progress.bytes_stored + result.bytes_stored,
+                failed=progress.failed + (result.status == RESULT_FAILED),
+            )
+            context.set_custom_status(progress.to_dict())
+        results = [done[i] for i in sorted(done)]
+
+    status = RESULT_SUCCESS if plan is not None and plan.vms else (RESULT_WARNING if plan else RESULT_FAILED)
+    for result in results:
+        status = worse(status, result.status)
+    record = SessionRecord(
+        session_id=session_id,
+        policy_id=request.policy_id,
+        slot=request.slot,
+        image_level=image_level,
+        started=started,
+        finished=format_time(context.current_utc_datetime),
+        status=status,
+        resources=tuple(results),
+        reason=reason,
+    )
+    context.set_custom_status(_final(record).to_dict())
+    try:
+        yield context.call_activity_with_retry(names.RECORD_SESSION, RECORD_RETRY, record.to_dict())
+    except Exception as error:
+        note = f"the catalog did not record the session: {failure_reason(error)}"
+        record = replace(
+            record,
+            status=worse(record.status, RESULT_WARNING),
+            reason=f"{record.reason}; {note}" if record.reason else note,
+        )
+    return record.to_dict()
+
+
+def _final(record: SessionRecord) -> SessionProgress:
+    return SessionProgress(
+        phase=f"done: {record.status}",
+        resources_total=len(record.resources),
+        resources_done=len(record.resources),
+        bytes_read=record.bytes_read,
+        bytes_stored=record.bytes_stored,
+        failed=sum(r.status == RESULT_FAILED for r in record.resources),
+    )

@@ -1,0 +1,1 @@
+"""Triggers: the HTTP API (run a policy now, session status) and the schedule timer."""

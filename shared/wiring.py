@@ -1,0 +1,184 @@
+"""The composition root of the function app: Settings in, the services the activities call out.
+
+``services()`` is what activities and triggers use: on first use it reads :class:`Settings` from the
+environment (the edge), builds the Azure clients, the tables, the worker launcher and every use
+case once, and keeps them for the process (cached per distinct environment, so tests that point the
+app at another stack get fresh services). Nothing is built at import time.
+
+Tables in the app's storage account: ``bulwarkpolicies`` (PolicyStore), ``bulwarkjobs`` (job
+status). Restore points and sessions are kept by ``InMemoryCatalog`` until the Table storage
+catalog is wired (the catalog work).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from azure.data.tables import TableClient
+
+from shared.azure.clients import AzureClients
+from shared.azure.pageblob import VhdBlobs
+from shared.config import ENV_NAMES, Settings, table_endpoint
+from shared.core.clock import Clock, SystemClock
+from shared.policy.table_store import AzureTablePolicyStore
+from shared.services.job_spec import StatusRef
+from shared.services.memory import InMemoryCatalog
+from shared.services.plan import Policies
+from shared.services.policy_plans import PolicyStorePolicies
+from shared.services.ports import PointCatalog, SessionCatalog, WorkerLauncher
+from shared.services.vm_backup import (
+    ApplySnapshotRetention,
+    DiscoverVms,
+    RecordPoints,
+    RecordSession,
+    SnapshotDisk,
+)
+from shared.services.worker_jobs import JobSettings, WorkerJobs
+from shared.worker.launchers import ContainerInstancesLauncher, LocalProcessLauncher
+from shared.worker.table_status import DEFAULT_TABLE as JOBS_TABLE
+from shared.worker.table_status import TableJobStatusStore
+
+__all__ = ["POLICIES_TABLE", "Services", "build_services", "reset_services", "services"]
+
+POLICIES_TABLE = "bulwarkpolicies"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    policies: Policies
+    discover: DiscoverVms
+    snapshot: SnapshotDisk
+    jobs: WorkerJobs
+    record_points: RecordPoints
+    retention: ApplySnapshotRetention
+    record_session: RecordSession
+    catalog: InMemoryCatalog
+    launcher: WorkerLauncher
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception as exc:  # closing is best effort
+                log.warning("closing %s failed: %s", closer, exc)
+        self._closers.clear()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    policies: Policies | None = None,
+    catalog: InMemoryCatalog | None = None,
+    launcher: WorkerLauncher | None = None,
+    clock: Clock | None = None,
+) -> Services:
+    """Everything the activities need, wired explicitly from ``settings``; parts may be replaced."""
+    clock = clock or SystemClock()
+    closers: list[Callable[[], None]] = []
+    clients = AzureClients(settings.azure)
+    closers.append(clients.close)
+    compute = clients.compute()
+    if policies is None:
+        table = TableClient.from_connection_string(settings.storage_connection_string, table_name=POLICIES_TABLE)
+        closers.append(table.close)
+        store = AzurePolicyTable(table)
+        policies = PolicyStorePolicies(
+            store.ready(), subscription_id=settings.azure.subscription_id, key_vault=settings.key_vault
+        )
+    points: PointCatalog
+    sessions: SessionCatalog
+    catalog = catalog or InMemoryCatalog()
+    points = sessions = catalog
+    status = TableJobStatusStore.from_connection_string(settings.storage_connection_string, JOBS_TABLE)
+    closers.append(status.close)
+    if launcher is None:
+        launcher = _launcher(settings, clients)
+        if isinstance(launcher, LocalProcessLauncher):
+            closers.append(launcher.close)
+    jobs = WorkerJobs(
+        policies=policies,
+        catalog=points,
+        launcher=launcher,
+        status=status,
+        settings=JobSettings(
+            arm=settings.arm_reference,
+            status=StatusRef(endpoint=table_endpoint(settings.storage_connection_string), table=JOBS_TABLE),
+            poll_seconds=settings.worker.poll_seconds,
+            deadline_seconds=settings.worker.deadline_seconds,
+            max_attempts=settings.worker.max_attempts,
+        ),
+        clock=clock,
+    )
+    return Services(
+        settings=settings,
+        policies=policies,
+        discover=DiscoverVms(policies, compute),
+        snapshot=SnapshotDisk(compute, compute, VhdBlobs(clients.data_plane())),
+        jobs=jobs,
+        record_points=RecordPoints(points),
+        retention=ApplySnapshotRetention(policies, compute, points, clock),
+        record_session=RecordSession(sessions),
+        catalog=catalog,
+        launcher=launcher,
+        _closers=closers,
+    )
+
+
+class AzurePolicyTable(AzureTablePolicyStore):
+    """The policy table, created on first use."""
+
+    def ready(self) -> AzurePolicyTable:
+        self.ensure_table()
+        return self
+
+
+def _launcher(settings: Settings, clients: AzureClients) -> WorkerLauncher:
+    worker = settings.worker
+    if worker.launcher == "local-process":
+        root = str(Path(__file__).resolve().parents[1])
+        local = str(Path(root) / "infra" / "local")
+        return LocalProcessLauncher(settings.state_dir.resolve() / "workers", pythonpath=os.pathsep.join([root, local]))
+    environment = {"AZURE_CLIENT_ID": worker.identity_client_id} if worker.identity_client_id else {}
+    return ContainerInstancesLauncher(
+        clients.container_client(),
+        subscription_id=settings.azure.subscription_id,
+        resource_group=worker.resource_group or "",
+        image=worker.image,
+        cpu=worker.cpu,
+        memory_gb=worker.memory_gb,
+        identity_id=worker.identity_id,
+        environment=environment,
+    )
+
+
+_lock = threading.Lock()
+_built: dict[tuple[tuple[str, str], ...], Services] = {}
+
+
+def services(env: Mapping[str, str] | None = None) -> Services:
+    """The process's services for the current environment (built on first use, then cached)."""
+    source = os.environ if env is None else env
+    key = tuple((name, source.get(name, "")) for name in ENV_NAMES)
+    with _lock:
+        found = _built.get(key)
+        if found is None:
+            found = build_services(Settings.from_env(source))
+            _built[key] = found
+        return found
+
+
+def reset_services() -> None:
+    """Close and forget every cached Services (tests; a host reload)."""
+    with _lock:
+        built = list(_built.values())
+        _built.clear()
+    for item in built:
+        item.close()
