@@ -70,6 +70,12 @@ def translate_arm_error(exc: BaseException, *, action: str, resource: str | None
             hint="check the id (copy it from `az resource show --ids <id>` or the portal's JSON view); "
             "a resource deleted since the policy was written must be removed from the policy",
         )
+    if isinstance(exc, ClientAuthenticationError) and status is None:
+        return AzureAuthError(
+            f"Bulwark could not get an Azure token for '{subject}' ({reason}).",
+            hint="in Azure, turn on the function app's managed identity (set AZURE_CLIENT_ID for a user-assigned "
+            "one) and give it the roles Bulwark needs; elsewhere, run `az login`",
+        )
     if isinstance(exc, ClientAuthenticationError) or status in (401, 403) or code in ("AuthorizationFailed",):
         return AzureAuthError(
             f"Azure refused '{subject}' for this identity ({reason}).",

@@ -95,12 +95,17 @@ class AzureSettings:
         )
 
     @classmethod
-    def for_local_stack(cls, stack: Mapping[str, Any], **overrides: Any) -> AzureSettings:
-        """Settings for the local simulator from its ``stack.json`` (or ``running_stack``'s fields)."""
+    def for_local_stack(cls, stack: Mapping[str, Any] | Any, **overrides: Any) -> AzureSettings:
+        """Settings for the local simulator from its ``stack.json`` as a mapping, or from the object
+        ``running_stack`` yields (anything with ``subscription_id``, ``arm_endpoint``, ``ca_bundle``)."""
+
+        def get(name: str) -> Any:
+            return stack[name] if isinstance(stack, Mapping) else getattr(stack, name)
+
         values: dict[str, Any] = {
-            "subscription_id": stack["subscription_id"],
-            "arm_endpoint": stack["arm_endpoint"],
-            "ca_bundle": stack["ca_bundle"],
+            "subscription_id": get("subscription_id"),
+            "arm_endpoint": get("arm_endpoint"),
+            "ca_bundle": get("ca_bundle"),
             "static_token": "bulwark-local",
             "polling_interval": 0.0,
         }

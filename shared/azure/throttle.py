@@ -13,11 +13,13 @@ never relies on a 429 to slow down:
   ``x-ms-ratelimit-remaining-subscription-writes`` caps the tokens when it is lower.
 * :class:`ArmThrottlePolicy` applies the budget inside the SDK pipeline, once per attempt (it sits
   in the ``custom_hook_policy`` slot, after the retry policy).
-* :class:`ArmRetryPolicy` is azure-core's RetryPolicy configured deliberately: it honours
-  ``Retry-After`` (429, and 5xx that carry it), backs off exponentially otherwise, retries 429 for
-  every method (the request was refused, not processed), and also retries the two POST actions
-  that are idempotent (``beginGetAccess``, ``endGetAccess``) on 5xx and connection errors. Other
-  POSTs (SQL export, import) are not retried on a 5xx, which could start them twice.
+* :class:`ArmRetryPolicy` is azure-core's RetryPolicy configured deliberately: ``retries``
+  attempts for connection errors and for 408/429/500/502/503/504, honouring ``Retry-After`` when
+  Azure sends it (429 always does) and backing off exponentially (0.8 s doubling, at most 60 s)
+  otherwise. On top of azure-core's rules (which retry POST only on 500/503/504 and never after a
+  connection error) it retries 429 for every method (the request was refused, not processed) and
+  retries the two POST actions that are idempotent, ``beginGetAccess`` and ``endGetAccess``, on
+  every transient failure. Callers limit other POSTs per call (SQL export/import: ``retry_total=2``).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from .conftest import GIB, LOCATION, SUBSCRIPTION, make_disk, make_group, make_v
 
 
 def test_discovery_by_group_tags_ids_and_exclusions(
-    sim: SimulatorEndpoints, compute: AzureCompute, sdk: ComputeManagementClient
+    sim: SimulatorEndpoints, compute: AzureCompute, sdk: ComputeManagementClient, admin: AdminClient
 ) -> None:
     run = uuid.uuid4().hex[:6]  # the simulator is shared: tag values keep this test's VMs apart
     web, db = make_group(sim, "web"), make_group(sim, "db")
@@ -39,6 +39,8 @@ def test_discovery_by_group_tags_ids_and_exclusions(
 
     def names(selection: VmSelection) -> list[str]:
         return [vm.name for vm in compute.discover(selection)]
+
+    admin.settings(list_page_size=2)  # every list below spans several pages (nextLink)
 
     assert names(VmSelection(resource_groups=(web,))) == ["web1", "web2"]
     assert names(VmSelection(resource_groups=(web, db), tags={"env": "prod"})) == ["db1", "db2", "web1"]
@@ -226,3 +228,25 @@ def test_upload_disk_then_vm_from_disks(
     compute.delete_disk(f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Compute/disks/gone")
     with pytest.raises(UsageError):
         compute.create_upload_disk(resource_group=group, name="x", location=LOCATION, size_bytes=1000)
+
+
+def test_credential_failures_are_auth_errors(sim: SimulatorEndpoints) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from shared.azure.clients import AzureClients
+    from shared.core.errors import AzureAuthError
+
+    from .conftest import settings_for
+
+    class NoLogin:
+        def get_token(self, *scopes: str, **kwargs: object) -> object:
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+    clients = AzureClients(settings_for(sim), credential=NoLogin())  # type: ignore[arg-type]
+    try:
+        with pytest.raises(AzureAuthError) as caught:
+            clients.compute().discover(VmSelection())
+    finally:
+        clients.close()
+    assert "az login" in str(caught.value) and "managed identity" in str(caught.value)
+    assert caught.value.exit_code == 9

@@ -76,6 +76,11 @@ def test_settings_from_environment_and_for_the_local_stack() -> None:
     )
     assert local.polling_interval == 0 and local.static_token and local.static_token not in repr(local)
 
+    class Stack:  # what running_stack yields: attributes, not keys
+        subscription_id, arm_endpoint, ca_bundle = "s", "https://127.0.0.1:2", "/ca.pem"
+
+    assert AzureSettings.for_local_stack(Stack(), arm_retries=2).arm_endpoint == "https://127.0.0.1:2"
+
 
 def test_transient_errors_are_typed_and_secret_free() -> None:
     error = translate_arm_error(
@@ -86,3 +91,12 @@ def test_transient_errors_are_typed_and_secret_free() -> None:
     throttled = HttpResponseError(message="Too many requests")
     throttled.status_code = 429
     assert isinstance(translate_arm_error(throttled, action="list"), ThrottledError)
+
+
+def test_refusals_name_the_roles_to_grant() -> None:
+    from shared.core.errors import AzureAuthError
+
+    refused = HttpResponseError(message="The client does not have authorization to perform action")
+    refused.status_code = 403
+    error = translate_arm_error(refused, action="snapshot disk 'd' as", resource=DISK)
+    assert isinstance(error, AzureAuthError) and "Disk Snapshot Contributor" in str(error)

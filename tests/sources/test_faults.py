@@ -19,7 +19,7 @@ from shared.azure.clients import AzureClients
 from shared.azure.compute import AzureCompute, snapshot_name, snapshot_tags
 from shared.azure.model import VmSelection
 from shared.azure.pageblob import DataPlaneOptions
-from shared.core.errors import SnapshotAccessError
+from shared.core.errors import SnapshotAccessError, ThrottledError
 from shared.core.ranges import blocks_touched, plan_incremental
 from shared.engine.backup import backup_image
 from shared.engine.restore import restore_image
@@ -179,3 +179,15 @@ def test_sas_refused_mid_backup_is_renewed(
     renewing.close()
     compute.revoke(snap.id)
     assert restore_image  # the point restored above through the real restore pipeline
+
+
+def test_throttling_beyond_the_retries_is_a_typed_error(sim: SimulatorEndpoints, faults: AdminClient) -> None:
+    clients = AzureClients(settings_for(sim, arm_retries=1))
+    faults.faults(arm_429=1.0, arm_429_retry_after=1)
+    try:
+        with pytest.raises(ThrottledError) as caught:
+            clients.compute().discover(VmSelection())
+    finally:
+        faults.clear_faults()
+        clients.close()
+    assert caught.value.retry_after == 1 and "BULWARK_ARM_WRITES_PER_HOUR" in str(caught.value)
