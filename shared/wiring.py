@@ -5,9 +5,8 @@ environment (the edge), builds the Azure clients, the tables, the worker launche
 case once, and keeps them for the process (cached per distinct environment, so tests that point the
 app at another stack get fresh services). Nothing is built at import time.
 
-Tables in the app's storage account: ``bulwarkpolicies`` (PolicyStore), ``bulwarkjobs`` (job
-status). Restore points and sessions are kept by ``InMemoryCatalog`` until the Table storage
-catalog is wired (the catalog work).
+Tables in the app's storage account: ``bulwarkpolicies`` (PolicyStore), ``bulwarksessions`` and
+``bulwarkpoints`` (the catalog), ``bulwarkjobs`` (job status).
 """
 
 from __future__ import annotations
@@ -23,11 +22,13 @@ from azure.data.tables import TableClient
 
 from shared.azure.clients import AzureClients
 from shared.azure.pageblob import VhdBlobs
+from shared.catalog.port import Catalog
+from shared.catalog.table import AzureTableCatalog
 from shared.config import ENV_NAMES, Settings, table_endpoint
 from shared.core.clock import Clock, SystemClock
 from shared.policy.table_store import AzureTablePolicyStore
+from shared.services.catalog_records import CatalogRecords
 from shared.services.job_spec import StatusRef
-from shared.services.memory import InMemoryCatalog
 from shared.services.plan import Policies
 from shared.services.policy_plans import PolicyStorePolicies
 from shared.services.ports import PointCatalog, SessionCatalog, WorkerLauncher
@@ -43,9 +44,19 @@ from shared.worker.launchers import ContainerInstancesLauncher, LocalProcessLaun
 from shared.worker.table_status import DEFAULT_TABLE as JOBS_TABLE
 from shared.worker.table_status import TableJobStatusStore
 
-__all__ = ["POLICIES_TABLE", "Services", "build_services", "reset_services", "services"]
+__all__ = [
+    "POINTS_TABLE",
+    "POLICIES_TABLE",
+    "SESSIONS_TABLE",
+    "Services",
+    "build_services",
+    "reset_services",
+    "services",
+]
 
 POLICIES_TABLE = "bulwarkpolicies"
+SESSIONS_TABLE = "bulwarksessions"
+POINTS_TABLE = "bulwarkpoints"
 log = logging.getLogger(__name__)
 
 
@@ -59,7 +70,7 @@ class Services:
     record_points: RecordPoints
     retention: ApplySnapshotRetention
     record_session: RecordSession
-    catalog: InMemoryCatalog
+    catalog: Catalog
     launcher: WorkerLauncher
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
@@ -76,7 +87,7 @@ def build_services(
     settings: Settings,
     *,
     policies: Policies | None = None,
-    catalog: InMemoryCatalog | None = None,
+    catalog: Catalog | None = None,
     launcher: WorkerLauncher | None = None,
     clock: Clock | None = None,
 ) -> Services:
@@ -93,12 +104,18 @@ def build_services(
         policies = PolicyStorePolicies(
             store.ready(), subscription_id=settings.azure.subscription_id, key_vault=settings.key_vault
         )
-    points: PointCatalog
-    sessions: SessionCatalog
-    catalog = catalog or InMemoryCatalog()
-    points = sessions = catalog
     status = TableJobStatusStore.from_connection_string(settings.storage_connection_string, JOBS_TABLE)
     closers.append(status.close)
+    if catalog is None:
+        sessions_table = TableClient.from_connection_string(settings.storage_connection_string, SESSIONS_TABLE)
+        points_table = TableClient.from_connection_string(settings.storage_connection_string, POINTS_TABLE)
+        closers += [sessions_table.close, points_table.close]
+        table_catalog = AzureTableCatalog(sessions_table, points_table)
+        table_catalog.ensure_tables()
+        catalog = table_catalog
+    points: PointCatalog
+    sessions: SessionCatalog
+    points = sessions = CatalogRecords(catalog, status)
     if launcher is None:
         launcher = _launcher(settings, clients)
         if isinstance(launcher, LocalProcessLauncher):

@@ -259,7 +259,7 @@ def _point(
         lun=disk.lun,
         snapshot_id=snapshot.snapshot_id,
         job_id=str(result.get("job_id", "")),
-        time=str(result.get("time", snapshot.time_created)),
+        time=snapshot.time_created,
         repository=str(result.get("repository", "")),
         parent_point_id=result.get("parent_point_id"),
         size_bytes=int(result.get("size_bytes", 0)),

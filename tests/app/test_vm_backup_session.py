@@ -34,10 +34,12 @@ from bulwark_local.stack import Stack
 
 from functions import names
 from shared.azure.clients import AzureClients
+from shared.catalog.model import PointKind, Status, TriggerKind
+from shared.catalog.table import AzureTableCatalog
 from shared.policy.document import policy_from_dict
 from shared.policy.table_store import AzureTablePolicyStore
 from shared.services.vm_backup import TAG_LUN, TAG_VM
-from shared.wiring import POLICIES_TABLE, reset_services
+from shared.wiring import POINTS_TABLE, POLICIES_TABLE, SESSIONS_TABLE, reset_services
 from shared.worker.table_status import _EMULATOR_KEY
 from tests.worker.estate import (
     MIB,
@@ -242,6 +244,29 @@ def test_points_restore_byte_identical_and_the_second_session_reads_only_changes
         point = repo.load_point(point_id)
         assert point.tags["policy"] == POLICY and point.tags["vm"] == scenario.estate.vm.id
         assert restores_identical(repo, point, expected, expected.parent)
+
+
+def test_catalog_holds_the_sessions_and_one_image_point_per_vm_and_session(scenario: Scenario) -> None:
+    connection = scenario.stack.storage_connection_string
+    with (
+        TableClient.from_connection_string(connection, table_name=SESSIONS_TABLE) as sessions,
+        TableClient.from_connection_string(connection, table_name=POINTS_TABLE) as points,
+    ):
+        catalog = AzureTableCatalog(sessions, points)
+        recorded = catalog.list_sessions(POLICY)
+        assert [s.session_id for s in recorded] == [o["session_id"] for o in reversed(scenario.outputs)]
+        assert all(s.status is Status.SUCCESS and s.trigger is TriggerKind.ON_DEMAND for s in recorded)
+        assert [s.image_backup for s in recorded] == [False, True, True]
+        assert recorded[1].resources[0].bytes_read == sum(
+            d["bytes_read"] for d in scenario.outputs[1]["resources"][0]["disks"]
+        )
+        images = catalog.list_points(scenario.estate.vm.id, kind=PointKind.IMAGE)
+    assert [p.session_id for p in images] == [o["session_id"] for o in reversed(scenario.outputs[:2])]
+    for point, output in zip(images, reversed(scenario.outputs[:2]), strict=True):
+        disks = output["resources"][0]["disks"]  # OS disk first, then by LUN
+        assert point.snapshot_ids == tuple(d["snapshot_id"] for d in disks)
+        assert point.repository_point_id == ",".join(d["point_id"] for d in disks)
+        assert recorded[0].resources[0].point_ids == ()  # the snapshot-only session made no image point
 
 
 def test_snapshot_chain_follows_the_seed_rule_and_retention(scenario: Scenario) -> None:
