@@ -92,6 +92,10 @@ class WorkerLauncher(Protocol):
 
     def state(self, reference: str) -> WorkerRun: ...
 
+    def logs(self, reference: str, *, tail: int = 20) -> str:
+        """The last ``tail`` lines the worker wrote (empty when gone); redacted by the launcher."""
+        ...
+
     def remove(self, reference: str) -> None:
         """Stop and delete the worker; harmless when it is gone already."""
         ...

@@ -135,17 +135,28 @@ class WorkerJobs:
     def _poll_one(self, handle: JobHandle) -> JobState:
         record = self._record(handle)
         if record is not None and record.is_terminal:
-            self._remove(handle)
+            self._finish(handle, failed=record.state == "failed")
             return _state(record)
         run = self._launcher.state(handle.worker)
         if run.state in ("pending", "running"):
             progress = record.progress_bytes if record is not None else 0
             return JobState(handle.job_id, handle.attempt, "running", progress_bytes=progress)
         record = self._record(handle)  # it may have finished between the two reads
-        self._remove(handle)
         if record is not None and record.is_terminal:
+            self._finish(handle, failed=record.state == "failed")
             return _state(record)
+        self._finish(handle, failed=True)
         return JobState(handle.job_id, handle.attempt, "failed", retryable=True, reason=_lost(run))
+
+    def _finish(self, handle: JobHandle, *, failed: bool) -> None:
+        """Keep the worker's last words in the app's log, then remove it."""
+        try:
+            tail = self._launcher.logs(handle.worker)
+        except BulwarkError as exc:
+            tail = f"(its logs could not be read: {exc})"
+        level = logging.WARNING if failed else logging.DEBUG
+        log.log(level, "job %s attempt %d ended; the worker's last lines:\n%s", handle.job_id, handle.attempt, tail)
+        self._remove(handle)
 
     def _record(self, handle: JobHandle) -> JobStatus | None:
         record = self._status.get(handle.job_id)

@@ -29,7 +29,7 @@ from azure.mgmt.containerinstance import models as cim
 
 from shared.azure.arm import translate_arm_error
 from shared.azure.resource_id import ResourceId
-from shared.core.errors import ConfigError, UsageError
+from shared.core.errors import ConfigError, UsageError, redact
 from shared.services.ports import WorkerRun
 
 __all__ = ["ContainerInstancesLauncher", "LocalProcessLauncher"]
@@ -117,6 +117,16 @@ class ContainerInstancesLauncher:
         except AzureError as exc:
             raise translate_arm_error(exc, action="read the worker container group", resource=reference) from None
         return _run_of(group)
+
+    def logs(self, reference: str, *, tail: int = 20) -> str:
+        parsed = _group_id(reference)
+        try:
+            found = self._client.containers.list_logs(parsed.resource_group, parsed.name, _CONTAINER, tail=tail)
+        except ResourceNotFoundError:
+            return ""
+        except AzureError as exc:
+            raise translate_arm_error(exc, action="read the worker's logs", resource=reference) from None
+        return redact(str(found.content or ""))
 
     def remove(self, reference: str) -> None:
         parsed = _group_id(reference)
@@ -222,6 +232,13 @@ class LocalProcessLauncher:
 
     def log_path(self, reference: str) -> Path:
         return self._workdir / f"{self._name(reference)}.log"
+
+    def logs(self, reference: str, *, tail: int = 20) -> str:
+        try:
+            text = self.log_path(reference).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        return redact("".join(text.splitlines(keepends=True)[-tail:]))
 
     def close(self) -> None:
         with self._lock:
