@@ -165,7 +165,7 @@ def _launcher(settings: Settings, clients: AzureClients) -> WorkerLauncher:
         return LocalProcessLauncher(settings.state_dir.resolve() / "workers", pythonpath=os.pathsep.join([root, local]))
     environment = {"AZURE_CLIENT_ID": worker.identity_client_id} if worker.identity_client_id else {}
     return ContainerInstancesLauncher(
-        clients.container_client(),
+        clients.containers(),
         subscription_id=settings.azure.subscription_id,
         resource_group=worker.resource_group or "",
         image=worker.image,

@@ -1,10 +1,10 @@
 """Worker launchers (the ``WorkerLauncher`` port): where ``python -m shared.worker`` runs.
 
-* :class:`ContainerInstancesLauncher`: one Azure Container Instances group per job attempt, in the
-  region the service asks for, restart policy ``Never``, the job spec as a *secure* environment
-  variable (it holds references only, but nothing about it needs to show in the portal), the
-  worker image's entry point, and the user-assigned identity the worker reads Azure with. On the
-  local stack the simulator runs the group's image as a local process.
+* :class:`ContainerInstancesLauncher`: one Azure Container Instances group per job attempt (through
+  ``shared.azure.containers``), in the region the service asks for, restart policy ``Never``, the
+  job spec as a *secure* environment variable (it holds references only, but nothing about it needs
+  to show in the portal), the worker image's entry point, and the user-assigned identity the worker
+  reads Azure with. On the local stack the simulator runs the group's image as a local process.
 * :class:`LocalProcessLauncher`: a child process of the function app, for the single-machine mode
   without a container service. It lives as long as the app process: after a restart its workers are
   ``missing`` and the orchestration starts another attempt.
@@ -21,15 +21,10 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.mgmt.containerinstance import ContainerInstanceManagementClient
-from azure.mgmt.containerinstance import models as cim
-
-from shared.azure.arm import translate_arm_error
-from shared.azure.resource_id import ResourceId
-from shared.core.errors import ConfigError, UsageError, redact
+from shared.azure.model import ContainerSpec, Secret, WorkerGroupSpec
+from shared.azure.ports import ContainerGroups
+from shared.core.errors import AzureResourceNotFoundError, ConfigError, UsageError, redact
 from shared.services.ports import WorkerRun
 
 __all__ = ["ContainerInstancesLauncher", "LocalProcessLauncher"]
@@ -42,9 +37,11 @@ _LOCAL_PREFIX = "local:"
 
 
 class ContainerInstancesLauncher:
+    """Workers as Container Instances groups, through the ``ContainerGroups`` port."""
+
     def __init__(
         self,
-        client: ContainerInstanceManagementClient,
+        groups: ContainerGroups,
         *,
         subscription_id: str,
         resource_group: str,
@@ -58,7 +55,7 @@ class ContainerInstancesLauncher:
             raise ConfigError(
                 "no resource group for worker containers", hint="set BULWARK_WORKER_RESOURCE_GROUP to an existing group"
             )
-        self._client = client
+        self._groups = groups
         self._subscription = subscription_id
         self._group = resource_group
         self._image = image
@@ -73,90 +70,48 @@ class ContainerInstancesLauncher:
             f"/providers/Microsoft.ContainerInstance/containerGroups/{name}"
         )
         try:
-            existing = self._client.container_groups.get(self._group, name)
-            return str(existing.id)  # launched before (a retried activity): do not start it again
-        except ResourceNotFoundError:
+            return self._groups.get(group_id).id  # launched before (a retried activity): do not start it again
+        except AzureResourceNotFoundError:
             pass
-        except AzureError as exc:
-            raise translate_arm_error(exc, action="read the worker container group", resource=group_id) from None
-        variables = [cim.EnvironmentVariable(name=k, value=v) for k, v in sorted(self._environment.items())]
-        variables.append(cim.EnvironmentVariable(name=JOB_ENV, secure_value=job_json))
-        container = cim.Container(
+        container = ContainerSpec(
             name=_CONTAINER,
             image=self._image,
-            environment_variables=variables,
-            resources=cim.ResourceRequirements(requests=cim.ResourceRequests(cpu=self._cpu, memory_in_gb=self._memory)),
+            cpu=self._cpu,
+            memory_gb=self._memory,
+            environment=self._environment,
+            secure_environment={JOB_ENV: Secret(job_json)},
         )
-        identity = (
-            cim.ContainerGroupIdentity(
-                type="UserAssigned", user_assigned_identities={self._identity: cim.UserAssignedIdentities()}
-            )
-            if self._identity
-            else None
-        )
-        group = cim.ContainerGroup(
+        spec = WorkerGroupSpec(
+            name=name,
+            resource_group=self._group,
             location=location,
-            containers=[container],
-            os_type="Linux",
-            restart_policy="Never",
-            identity=identity,
+            containers=(container,),
+            identity_ids=(self._identity,) if self._identity else (),
             tags={"created-by": "bulwark", "bulwark-role": "worker"},
         )
-        try:
-            created = self._client.container_groups.begin_create_or_update(self._group, name, group).result()
-        except AzureError as exc:
-            raise translate_arm_error(exc, action="start the worker container group", resource=group_id) from None
-        return str(created.id or group_id)
+        return self._groups.launch(spec).id
 
     def state(self, reference: str) -> WorkerRun:
-        parsed = _group_id(reference)
         try:
-            group = self._client.container_groups.get(parsed.resource_group, parsed.name)
-        except ResourceNotFoundError:
+            group = self._groups.get(reference)
+        except AzureResourceNotFoundError:
             return WorkerRun("missing")
-        except AzureError as exc:
-            raise translate_arm_error(exc, action="read the worker container group", resource=reference) from None
-        return _run_of(group)
+        container = group.containers[0] if group.containers else None
+        detail = (container.detail_status or "") if container else ""
+        if group.finished:
+            return WorkerRun("terminated", exit_code=container.exit_code if container else None, detail=detail)
+        if container is not None and container.state == "Running":
+            return WorkerRun("running")
+        return WorkerRun("pending", detail=detail)
 
     def logs(self, reference: str, *, tail: int = 20) -> str:
-        parsed = _group_id(reference)
         try:
-            found = self._client.containers.list_logs(parsed.resource_group, parsed.name, _CONTAINER, tail=tail)
-        except ResourceNotFoundError:
+            return self._groups.logs(reference, container=_CONTAINER, tail=tail)
+        except AzureResourceNotFoundError:
             return ""
-        except AzureError as exc:
-            raise translate_arm_error(exc, action="read the worker's logs", resource=reference) from None
-        return redact(str(found.content or ""))
 
     def remove(self, reference: str) -> None:
-        parsed = _group_id(reference)
-        try:
-            self._client.container_groups.begin_delete(parsed.resource_group, parsed.name).result()
-        except ResourceNotFoundError:
-            return
-        except AzureError as exc:
-            raise translate_arm_error(exc, action="delete the worker container group", resource=reference) from None
-
-
-def _run_of(group: Any) -> WorkerRun:
-    """The worker container's state (instance views are absent until the group is scheduled)."""
-    containers = group.containers or []
-    view = containers[0].instance_view if containers else None
-    current = getattr(view, "current_state", None)
-    state = getattr(current, "state", None)
-    detail = str(getattr(current, "detail_status", None) or "")
-    if state == "Terminated":
-        return WorkerRun("terminated", exit_code=getattr(current, "exit_code", None), detail=detail)
-    if state == "Running":
-        return WorkerRun("running")
-    return WorkerRun("pending", detail=detail)
-
-
-def _group_id(reference: str) -> ResourceId:
-    try:
-        return ResourceId.parse(reference)
-    except UsageError as exc:
-        raise UsageError(f"'{reference}' is not a worker container group id") from exc
+        self._groups.delete(reference)
 
 
 class LocalProcessLauncher:
