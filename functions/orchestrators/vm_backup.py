@@ -5,12 +5,12 @@
 
 1. snapshot_disk per disk, all at once, retried with backoff (managed: an incremental snapshot in
    the VM's resource group; unmanaged: a blob snapshot);
-2. image-level sessions: start_backup_job per managed disk (a worker in the repository's region),
+2. image-level sessions: start_backup_job per disk (a worker in the repository's region),
    then poll_backup_jobs on a durable timer until every job ends or its deadline passes; a worker
    that ended without a result (or failed transiently) gets another attempt, up to the limit;
 3. record_restore_points for the disks that were backed up;
-4. apply_snapshot_retention: the policy's snapshot count per disk, keeping the snapshot of the
-   last image-level backup until the next one.
+4. apply_snapshot_retention (managed disks): the policy's snapshot count per disk, keeping the
+   snapshot of the last image-level backup until the next one.
 
 Failed snapshots or backups make the VM Failed; a failed catalog write or retention only a Warning
 (the data is protected). Nothing here raises: the session always gets a result with reasons.
@@ -93,11 +93,7 @@ def vm_backup_orchestrator(context: df.DurableOrchestrationContext) -> Generator
 
     points: list[PointRecord] = []
     if request.image_level and snapshots:
-        for disk in vm.disks:
-            if disk.disk_id in snapshots and not disk.managed:
-                status = worse(status, RESULT_WARNING)
-                reasons.append(f"disk {disk.name} is unmanaged: its blob snapshot was taken, no image-level backup")
-        disks = [d for d in vm.disks if d.managed and d.disk_id in snapshots]
+        disks = [d for d in vm.disks if d.disk_id in snapshots]
         context.set_custom_status({"phase": "image-level backup", "vm": vm.name, "disks": len(disks)})
         states = yield from _run_jobs(context, request, disks, snapshots)
         for disk in disks:

@@ -1,7 +1,8 @@
 """The worker's use case: back up one disk snapshot into the repository (job kind ``image-backup``).
 
     resolve the passphrase -> open the repository -> a point tagged with this job id exists? report it
-    -> grant read SAS (snapshot, and the previous snapshot for the diff) -> read changed or allocated
+    -> grant read SAS (snapshot, and the previous snapshot for the diff; VHD blobs are read with the
+worker's identity instead) -> read changed or allocated
     ranges -> backup_image -> revoke every SAS (also on failure) -> record the result
 
 Idempotent: the restore point carries the tag ``job=<job id>``, so a run after a crash that got as
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, cast
 
 from shared.azure.model import SasUrl
 from shared.azure.ports import DiskAccess
@@ -40,9 +42,16 @@ from shared.engine.backup import backup_image
 from shared.repo.point import Point
 from shared.repo.repository import Repository
 
-from .job_spec import JobSpec
+from .job_spec import JobSpec, split_blob_snapshot
 from .job_status import JobStatus, JobStatusStore
-from .ports import RepositoryOpener, SecretResolver, SnapshotSourceFactory
+from .ports import (
+    ChangeAwareSource,
+    RepositoryOpener,
+    SecretResolver,
+    SnapshotSourceFactory,
+    VhdSource,
+    VhdSourceFactory,
+)
 
 __all__ = ["JOB_TAG", "ImageBackupJob", "is_retryable"]
 
@@ -75,6 +84,7 @@ class ImageBackupJob:
         access: DiskAccess,
         sources: SnapshotSourceFactory,
         status: JobStatusStore,
+        vhds: VhdSourceFactory | None = None,
         clock: Clock,
         workers: int = 2,
         progress_interval: float = 2.0,
@@ -83,6 +93,7 @@ class ImageBackupJob:
         self._repositories = repositories
         self._access = access
         self._sources = sources
+        self._vhds = vhds
         self._status = status
         self._clock = clock
         self._workers = workers
@@ -118,14 +129,10 @@ class ImageBackupJob:
     # -- the backup ------------------------------------------------------------------------------
 
     def _backup(self, spec: JobSpec, repo: Repository, status: JobStatus) -> dict[str, Any]:
-        source_ref = spec.source
         parent = self._parent(repo, spec)
         granted: list[str] = []
         try:
-            sas = self._grant(source_ref.snapshot_id, granted)
-            with self._sources.open(
-                sas, source_id=source_ref.disk_id, renew=lambda: self._access.grant_read(source_ref.snapshot_id)
-            ) as source:
+            with self._open(spec, granted) as source:
                 changes = self._changes(spec, source, granted) if parent is not None else None
                 if changes is None:
                     parent = None
@@ -148,6 +155,18 @@ class ImageBackupJob:
                     log.warning("job %s: could not end access to %s: %s", spec.job_id, resource_id, exc)
         return _result(spec, outcome.point, reused=False)
 
+    def _open(self, spec: JobSpec, granted: list[str]) -> AbstractContextManager[ChangeAwareSource | VhdSource]:
+        """The snapshot as a source: a managed snapshot through a SAS this job grants (and renews if
+        it is refused), or a VHD blob snapshot through the worker's identity."""
+        ref = spec.source
+        if ref.kind == "vhd-blob":
+            if self._vhds is None:
+                raise ConfigError("this worker cannot read VHD blobs (no blob source configured)")
+            vhd_uri, stamp = split_blob_snapshot(ref.snapshot_id)
+            return self._vhds.open(vhd_uri, stamp, source_id=ref.disk_id)
+        sas = self._grant(ref.snapshot_id, granted)
+        return self._sources.open(sas, source_id=ref.disk_id, renew=lambda: self._access.grant_read(ref.snapshot_id))
+
     def _grant(self, resource_id: str, granted: list[str]) -> SasUrl:
         sas = self._access.grant_read(resource_id)
         granted.append(resource_id)
@@ -167,13 +186,16 @@ class ImageBackupJob:
             return None
         return parent
 
-    def _changes(self, spec: JobSpec, source: Any, granted: list[str]) -> ChangeSet | None:
+    def _changes(self, spec: JobSpec, source: ChangeAwareSource | VhdSource, granted: list[str]) -> ChangeSet | None:
         previous_id = spec.source.previous_snapshot_id
         if previous_id is None:
             return None
         try:
-            previous = self._grant(previous_id, granted)
-            changes: ChangeSet = source.changes_since(previous)
+            if spec.source.kind == "vhd-blob":
+                changes = cast(VhdSource, source).changes_since(split_blob_snapshot(previous_id)[1])
+            else:
+                previous = self._grant(previous_id, granted)
+                changes = cast(ChangeAwareSource, source).changes_since(previous)
         except (AzureResourceNotFoundError, SourceError) as exc:
             log.warning("job %s: cannot diff against %s (%s); reading the whole disk", spec.job_id, previous_id, exc)
             return None

@@ -22,6 +22,7 @@ Version 1 (``kind`` ``image-backup``)::
               "arm_endpoint": "https://management.azure.com", "client_id": null},
       "status": {"kind": "table", "endpoint": "https://ACCOUNT.table.core.windows.net", "table": "bulwarkjobs"},
       "source": {
+        "kind": "managed-disk" | "vhd-blob",           # vhd-blob: blob URLs, snapshots "<url>?snapshot=<time>"
         "disk_id": "/subscriptions/.../disks/web-os",
         "snapshot_id": "/subscriptions/.../snapshots/bulwark-web-os-...",
         "previous_snapshot_id": null | "...",      # the last image-level snapshot: base of the diff
@@ -45,16 +46,20 @@ from shared.core.errors import ConfigError
 
 __all__ = [
     "JOB_KINDS",
+    "SOURCE_KINDS",
     "ArmRef",
     "JobSource",
     "JobSpec",
     "RepositoryRef",
     "SecretRef",
     "StatusRef",
+    "blob_snapshot_id",
+    "split_blob_snapshot",
 ]
 
 SPEC_VERSION = 1
 JOB_KINDS = frozenset({"image-backup"})
+SOURCE_KINDS = frozenset({"managed-disk", "vhd-blob"})
 _SECRET_MARKERS = ("sig=", "accountkey=", "sharedaccesssignature=", "password=", "pwd=")
 _SECRET_KEYS = frozenset({"passphrase_value", "password", "key", "account_key", "sas", "secret", "token"})
 
@@ -209,12 +214,21 @@ class StatusRef:
 
 @dataclass(frozen=True)
 class JobSource:
+    """The disk to read. ``managed-disk``: ids are ARM ids (the worker grants SAS itself);
+    ``vhd-blob``: ``disk_id`` is the VHD's blob URL and snapshot ids are ``<url>?snapshot=<time>``
+    (read with the worker's identity)."""
+
     disk_id: str
     snapshot_id: str
     previous_snapshot_id: str | None = None
     parent_point_id: str | None = None
+    kind: str = "managed-disk"
 
     def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ConfigError(
+                f"job spec: unknown source kind {self.kind!r}", hint=f"use one of {', '.join(sorted(SOURCE_KINDS))}"
+            )
         if (self.previous_snapshot_id is None) != (self.parent_point_id is None):
             raise ConfigError(
                 "job spec: source.previous_snapshot_id and source.parent_point_id go together",
@@ -223,6 +237,7 @@ class JobSource:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": self.kind,
             "disk_id": self.disk_id,
             "snapshot_id": self.snapshot_id,
             "previous_snapshot_id": self.previous_snapshot_id,
@@ -236,6 +251,7 @@ class JobSource:
             snapshot_id=_required(doc, "snapshot_id", "source"),
             previous_snapshot_id=_text(doc, "previous_snapshot_id", "source", optional=True),
             parent_point_id=_text(doc, "parent_point_id", "source", optional=True),
+            kind=_text(doc, "kind", "source", optional=True) or "managed-disk",
         )
 
 
@@ -309,6 +325,19 @@ class JobSpec:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"the job spec is not JSON: {exc.msg} at line {exc.lineno}") from None
         return cls.from_dict(doc)
+
+
+def blob_snapshot_id(vhd_uri: str, stamp: str) -> str:
+    """How a VHD blob snapshot is named in specs and messages: ``<blob url>?snapshot=<time>``."""
+    return f"{vhd_uri}?snapshot={stamp}"
+
+
+def split_blob_snapshot(snapshot_id: str) -> tuple[str, str]:
+    """``(blob url, snapshot time)`` of a :func:`blob_snapshot_id`."""
+    uri, marker, stamp = snapshot_id.partition("?snapshot=")
+    if not marker or not stamp or "?" in uri:
+        raise ConfigError(f"'{snapshot_id}' is not a VHD blob snapshot id (<blob url>?snapshot=<time>)")
+    return uri, stamp
 
 
 def _refuse_inline_secrets(doc: Any, where: str = "") -> None:

@@ -28,6 +28,8 @@ __all__ = [
     "SecretResolver",
     "SessionCatalog",
     "SnapshotSourceFactory",
+    "VhdSource",
+    "VhdSourceFactory",
     "WorkerLauncher",
     "WorkerRun",
 ]
@@ -66,6 +68,28 @@ class SnapshotSourceFactory(Protocol):
         self, sas: SasUrl, *, source_id: str, renew: Callable[[], SasUrl]
     ) -> AbstractContextManager[ChangeAwareSource]:
         """A reader of the snapshot behind ``sas``; ``renew`` grants a fresh SAS if this one is refused."""
+        ...
+
+
+class VhdSource(Protocol):
+    """A blob snapshot of an unmanaged VHD as the engine reads it, with the ``prevsnapshot`` diff."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def source_id(self) -> str: ...
+
+    def allocated(self) -> Iterator[Extent]: ...
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+    def changes_since(self, previous_snapshot: str) -> ChangeSet: ...
+
+
+class VhdSourceFactory(Protocol):
+    def open(self, vhd_uri: str, snapshot: str, *, source_id: str) -> AbstractContextManager[VhdSource]:
+        """A reader of the blob snapshot ``snapshot`` (its time stamp) of the VHD at ``vhd_uri``."""
         ...
 
 

@@ -16,6 +16,7 @@ from shared.azure.ports import DiskSnapshots, VmInventory
 from shared.core.clock import Clock, format_time
 from shared.core.errors import BulwarkError, UnsupportedDiskError
 
+from .job_spec import blob_snapshot_id
 from .messages import (
     DiscoverRequest,
     DiskTarget,
@@ -116,7 +117,7 @@ class SnapshotDisk:
             stamp = self._blobs.create_snapshot(
                 disk.disk_id, metadata={k.replace("-", "_"): v for k, v in tags.items()}
             )
-            return SnapshotResult(disk.disk_id, f"{disk.disk_id}?snapshot={stamp}", stamp, managed=False)
+            return SnapshotResult(disk.disk_id, blob_snapshot_id(disk.disk_id, stamp), stamp, managed=False)
         info = self._inventory.get_disk(disk.disk_id)
         name = snapshot_name(info.id, session_key(request.session_id))
         snapshot = self._snapshots.create_snapshot(info, resource_group=request.resource_group, name=name, tags=tags)

@@ -87,6 +87,7 @@ class WorkerJobs:
             arm=self._settings.arm,
             status=self._settings.status,
             source=JobSource(
+                kind="managed-disk" if disk.managed else "vhd-blob",
                 disk_id=disk.disk_id,
                 snapshot_id=request.snapshot_id,
                 previous_snapshot_id=previous.snapshot_id if previous else None,

@@ -5,8 +5,8 @@
   deployment work: until then they raise a ConfigError that says so.
 * :class:`StoreRepositoryOpener`: ``open_store`` + ``Repository.open`` with the storage
   credentials of the worker's environment (its managed identity in Azure).
-* :class:`ManagedDiskSources`: ``ManagedDiskSnapshotSource`` over the data-plane options of the
-  Azure clients.
+* :class:`ManagedDiskSources`, :class:`VhdBlobSources`: ``ManagedDiskSnapshotSource`` and
+  ``PageBlobSnapshotSource`` over the data-plane options of the Azure clients.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from shared.core.clock import Clock
 from shared.core.errors import ConfigError
 from shared.repo.repository import Repository
 from shared.services.job_spec import SecretRef
-from shared.services.ports import ChangeAwareSource, SecretResolver
+from shared.services.ports import ChangeAwareSource, SecretResolver, VhdSource
 from shared.sources.managed_disk import ManagedDiskSnapshotSource
+from shared.sources.page_blob import PageBlobSnapshotSource
 from shared.storage.location import open_store
 
-__all__ = ["FileSecretResolver", "ManagedDiskSources", "SecretResolvers", "StoreRepositoryOpener"]
+__all__ = ["FileSecretResolver", "ManagedDiskSources", "SecretResolvers", "StoreRepositoryOpener", "VhdBlobSources"]
 
 _MAX_SECRET_BYTES = 64 * 1024
 
@@ -82,6 +83,16 @@ class StoreRepositoryOpener:
 
     def open(self, location: str, passphrase: str) -> Repository:
         return Repository.open(open_store(location, self._env), passphrase, self._clock)
+
+
+class VhdBlobSources:
+    """Blob snapshots of unmanaged VHDs, read with the data-plane credential (the worker's identity)."""
+
+    def __init__(self, options: DataPlaneOptions) -> None:
+        self._options = options
+
+    def open(self, vhd_uri: str, snapshot: str, *, source_id: str) -> AbstractContextManager[VhdSource]:
+        return PageBlobSnapshotSource(vhd_uri, snapshot, options=self._options, source_id=source_id)
 
 
 class ManagedDiskSources:

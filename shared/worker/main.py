@@ -27,7 +27,7 @@ from shared.core.errors import BulwarkError, ConfigError, redact
 from shared.services.image_backup import ImageBackupJob
 from shared.services.job_spec import ArmRef, JobSpec
 
-from .adapters import ManagedDiskSources, SecretResolvers, StoreRepositoryOpener
+from .adapters import ManagedDiskSources, SecretResolvers, StoreRepositoryOpener, VhdBlobSources
 from .table_status import TableJobStatusStore
 
 __all__ = ["arm_settings", "load_spec", "main"]
@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             repositories=StoreRepositoryOpener(environment, SystemClock()),
             access=clients.compute(),
             sources=ManagedDiskSources(clients.data_plane()),
+            vhds=VhdBlobSources(clients.data_plane()),
             status=status,
             clock=SystemClock(),
             workers=max(1, args.workers),

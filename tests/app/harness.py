@@ -20,7 +20,7 @@ from bulwark_local.stack import Stack
 from shared.policy.document import policy_from_dict
 from shared.policy.table_store import AzureTablePolicyStore
 from shared.wiring import POLICIES_TABLE, reset_services
-from tests.worker.estate import Estate, put_resource_group
+from tests.worker.estate import put_resource_group
 
 KEY = "app-test-function-key"
 WORKER_GROUP = "bulwark-workers"
@@ -57,9 +57,10 @@ def call(
 
 
 def policy_document(
-    stack: Stack, estate: Estate, repository: str, secret: Path, policy_id: str, **changes: Any
+    stack: Stack, resource_group: str, repository: str, secret: Path, policy_id: str, **changes: Any
 ) -> dict[str, Any]:
-    group = f"/subscriptions/{stack.subscription_id}/resourceGroups/{estate.vm.resource_group}"
+    """A policy over the VMs tagged app=web in ``resource_group``: keep 1 snapshot, image-level on."""
+    group = f"/subscriptions/{stack.subscription_id}/resourceGroups/{resource_group}"
     document: dict[str, Any] = {
         "id": policy_id,
         "scope": {"resource_groups": [group], "tags": ["app=web"]},

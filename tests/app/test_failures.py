@@ -46,14 +46,23 @@ def app(
     repository, secret = make_repository(work)
     wrong = work / "wrong.passphrase"
     wrong.write_text("this is not the passphrase\n")
-    store_policy(stack, policy_document(stack, estate, repository, secret, "kill-test"))
+    store_policy(stack, policy_document(stack, estate.vm.resource_group, repository, secret, "kill-test"))
     store_policy(
         stack,
-        policy_document(stack, estate, repository, wrong, "wrong-key", encryption={"passphrase": {"file": str(wrong)}}),
+        policy_document(
+            stack,
+            estate.vm.resource_group,
+            repository,
+            wrong,
+            "wrong-key",
+            encryption={"passphrase": {"file": str(wrong)}},
+        ),
     )
     store_policy(
         stack,
-        policy_document(stack, estate, repository, secret, "snapshots-only", image_backup={"enabled": False}),
+        policy_document(
+            stack, estate.vm.resource_group, repository, secret, "snapshots-only", image_backup={"enabled": False}
+        ),
     )
     with running_app(stack, work) as (host, _):
         yield host, estate, repository, work

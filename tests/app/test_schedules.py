@@ -59,7 +59,7 @@ def test_a_due_slot_starts_one_session_under_its_slot_id(
     work = tmp_path_factory.mktemp("schedules")
     estate = make_estate(stack, clients, admin, tags={"app": "web"})
     repository, secret = make_repository(work)
-    document = policy_document(stack, estate, repository, secret, POLICY)
+    document = policy_document(stack, estate.vm.resource_group, repository, secret, POLICY)
     document["schedule"] = {"time_zone": "UTC", "daily": {"times": ["03:17"]}}
     store_policy(stack, document)
     clock = ManualClock(START)

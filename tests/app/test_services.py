@@ -107,6 +107,7 @@ def test_start_builds_a_reference_only_spec_in_the_repository_region() -> None:
     spec = json.loads(job_json)
     assert spec["repository"]["passphrase"] == {"kind": "file", "path": "/etc/secret"}
     assert spec["source"] == {
+        "kind": "managed-disk",
         "disk_id": DISK,
         "snapshot_id": "snap-1",
         "previous_snapshot_id": None,

@@ -88,7 +88,7 @@ def scenario(
     work = tmp_path_factory.mktemp("app")
     estate = make_estate(stack, clients, admin, tags={"app": "web"})
     repository, secret = make_repository(work)
-    store_policy(stack, policy_document(stack, estate, repository, secret, POLICY))
+    store_policy(stack, policy_document(stack, estate.vm.resource_group, repository, secret, POLICY))
     outputs: list[dict[str, Any]] = []
     statuses: list[dict[str, Any]] = []
     chains: list[dict[str, list[str]]] = []

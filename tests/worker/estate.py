@@ -155,3 +155,40 @@ def _same(a: Path, b: Path) -> bool:
                 if os.pread(left.fileno(), length, offset) != os.pread(right.fileno(), length, offset):
                     return False
     return True
+
+
+def make_unmanaged_vm(stack: Stack, clients: AzureClients, admin: AdminClient, *, tags: dict[str, str]) -> VmInfo:
+    """A resource group holding VM ``legacy`` whose OS disk is a VHD page blob (unmanaged)."""
+    group = f"rg-{uuid.uuid4().hex[:8]}"
+    put_resource_group(stack, group)
+    uri = f"{stack.data_plane_endpoint}/bulwarkvhds/vhds/{group}-legacy-os.vhd"
+    admin.create_vhd(uri, GIB)
+    admin.guest_write(uri, 0, os.urandom(3 * MIB))
+    admin.guest_write(uri, 400 * MIB, b"unmanaged payload " * 2000)
+    nic = (
+        f"/subscriptions/{stack.subscription_id}/resourceGroups/{group}/providers/Microsoft.Network/"
+        "networkInterfaces/legacy-nic"
+    )
+    body = cm.VirtualMachine(
+        location=stack.location,
+        tags=tags,
+        properties=cm.VirtualMachineProperties(
+            hardware_profile=cm.HardwareProfile(vm_size="Standard_D2s_v5"),
+            storage_profile=cm.StorageProfile(
+                os_disk=cm.OSDisk(
+                    os_type="Linux", name="legacy-os", create_option="Attach", vhd=cm.VirtualHardDisk(uri=uri)
+                )
+            ),
+            network_profile=cm.NetworkProfile(
+                network_interfaces=[
+                    cm.NetworkInterfaceReference(
+                        id=nic, properties=cm.NetworkInterfaceReferenceProperties(primary=True)
+                    )
+                ]
+            ),
+        ),
+    )
+    clients.compute_client().virtual_machines.begin_create_or_update(group, "legacy", body).result()
+    return clients.compute().get_vm(
+        f"/subscriptions/{stack.subscription_id}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/legacy"
+    )

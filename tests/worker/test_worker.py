@@ -20,8 +20,17 @@ from bulwark_local.stack import Stack
 from shared.azure.clients import AzureClients
 from shared.azure.compute import snapshot_name, snapshot_tags
 from shared.azure.model import DiskInfo, SnapshotInfo
+from shared.azure.pageblob import VhdBlobs
 from shared.core.errors import ConfigError
-from shared.services.job_spec import ArmRef, JobSource, JobSpec, RepositoryRef, SecretRef, StatusRef
+from shared.services.job_spec import (
+    ArmRef,
+    JobSource,
+    JobSpec,
+    RepositoryRef,
+    SecretRef,
+    StatusRef,
+    blob_snapshot_id,
+)
 from shared.worker.table_status import TableJobStatusStore
 
 from .conftest import table_endpoint
@@ -151,3 +160,61 @@ def test_spec_refuses_inline_secrets_and_needs_a_spec(tmp_path: Path) -> None:
         [sys.executable, "-m", "shared.worker"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 3 and "no job spec" in done.stderr
+
+
+def test_unmanaged_vhd_full_then_incremental(
+    stack: Stack, clients: AzureClients, admin: AdminClient, tmp_path: Path
+) -> None:
+    uri = f"{stack.data_plane_endpoint}/bulwarkvhds/vhds/{tmp_path.name}.vhd"
+    admin.create_vhd(uri, 1 << 30)
+    admin.guest_write(uri, 0, os.urandom(2 * MIB))
+    blobs = VhdBlobs(clients.data_plane())
+    location, secret = make_repository(tmp_path)
+
+    first = blobs.create_snapshot(uri)
+    expected_first = guest_image(admin, uri, tmp_path / "first.img")
+    job = vhd_spec(stack, "vhd-full", location, secret, uri, first)
+    done = run_worker(job, tmp_path)
+    assert done.returncode == 0, done.stderr
+    full = json.loads(done.stdout.strip().splitlines()[-1])
+
+    admin.guest_write(uri, 100 * MIB, b"new data on an unmanaged disk " * 3000)
+    second = blobs.create_snapshot(uri)
+    expected_second = guest_image(admin, uri, tmp_path / "second.img")
+    job = vhd_spec(stack, "vhd-incr", location, secret, uri, second, previous=first, parent=full["point_id"])
+    done = run_worker(job, tmp_path)
+    assert done.returncode == 0, done.stderr
+    incremental = json.loads(done.stdout.strip().splitlines()[-1])
+    assert incremental["incremental"] and incremental["bytes_read"] <= MIB < full["bytes_read"]
+
+    repo = open_repository(location)
+    assert restores_identical(repo, repo.load_point(full["point_id"]), expected_first, tmp_path)
+    assert restores_identical(repo, repo.load_point(incremental["point_id"]), expected_second, tmp_path)
+
+
+def vhd_spec(
+    stack: Stack,
+    job_id: str,
+    location: str,
+    secret: Path,
+    uri: str,
+    stamp: str,
+    *,
+    previous: str | None = None,
+    parent: str | None = None,
+) -> JobSpec:
+    return JobSpec(
+        job_id=job_id,
+        kind="image-backup",
+        repository=RepositoryRef(location, SecretRef("file", path=str(secret))),
+        arm=ArmRef("stack-file", path=str(Path(stack.state_dir) / "stack.json")),
+        status=StatusRef(endpoint=table_endpoint(stack), table="workertests"),
+        source=JobSource(
+            uri,
+            blob_snapshot_id(uri, stamp),
+            blob_snapshot_id(uri, previous) if previous else None,
+            parent,
+            kind="vhd-blob",
+        ),
+        tags={"policy": "p1", "disk": uri, "lun": "os"},
+    )
