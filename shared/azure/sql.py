@@ -33,8 +33,8 @@ from azure.mgmt.sql import models as sm
 from shared.core.errors import (
     AzureApiError,
     AzureAuthError,
-    AzureOperationFailedError,
     SourceError,
+    SqlExportFailedError,
     SqlExportRefusedError,
     UsageError,
     redact,
@@ -389,18 +389,18 @@ def _translate_import_export(exc: AzureError, action: str, database: ResourceId)
             hint="check the server's administrator login and the password Bulwark is given for it",
         )
     if _FIREWALL.search(text) or status == 504:
-        return SourceError(
+        return SqlExportFailedError(
             f"The {action} service could not reach {where} (firewall: {_first_sentence(text)}).",
             hint="turn on 'Allow Azure services and resources to access this server' in the server's networking "
             "settings, or give the export service a private endpoint",
         )
     if "20 hours" in text or "maximum allowed time" in text:
-        return AzureOperationFailedError(
+        return SqlExportFailedError(
             f"The {action} of {where} took longer than the service's 20-hour limit and was cancelled.",
             hint="export a copy made on a staging server (no competing load), or a smaller database",
         )
     if "ImportExportJobError" in text or "ImportExport operation" in text:
-        return AzureOperationFailedError(
+        return SqlExportFailedError(
             f"The {action} of {where} failed: {_first_sentence(text)}",
             hint="check the BACPAC's storage location and key, then run it again",
         )

@@ -360,3 +360,17 @@ __all__ += [
     "PolicyValidationError",
     "SessionNotFoundError",
 ]
+
+
+# -- SQL export (appended) -------------------------------------------------------------------------
+#
+#     BulwarkError
+#     └── SourceError
+#         └── SqlExportFailedError      the export service ran and failed (firewall, 20-hour limit, storage)
+
+
+class SqlExportFailedError(SourceError):
+    code = "sql_export_failed"
+
+
+__all__ += ["SqlExportFailedError"]

@@ -25,10 +25,10 @@ from shared.azure.sql import AzureSql
 from shared.azure.sql_catalog import DbApiCatalogProbe, SimulatorCatalogProbe
 from shared.core.errors import (
     AzureAuthError,
-    AzureOperationFailedError,
     AzureResourceNotFoundError,
     ResourceGroupNotFoundError,
     SourceError,
+    SqlExportFailedError,
     SqlExportRefusedError,
     UsageError,
 )
@@ -224,8 +224,8 @@ def test_export_failures_say_what_to_do(
     cases: list[tuple[str, type[Exception], str]] = [
         ("external-references", SqlExportRefusedError, "SQL71562"),
         ("unsupported-logins", SqlExportRefusedError, "SQL71564"),
-        ("firewall", SourceError, "Allow Azure services"),
-        ("gateway-timeout", SourceError, "Allow Azure services"),
+        ("firewall", SqlExportFailedError, "Allow Azure services"),
+        ("gateway-timeout", SqlExportFailedError, "Allow Azure services"),
     ]
     try:
         for mode, kind, text in cases:
@@ -262,7 +262,7 @@ def test_export_over_twenty_hours_is_cancelled(
     finally:
         admin.sql_fail(hr, "none")
     assert not worker.is_alive() and len(outcome) == 1
-    assert isinstance(outcome[0], AzureOperationFailedError) and "20-hour" in str(outcome[0])
+    assert isinstance(outcome[0], SqlExportFailedError) and "20-hour" in str(outcome[0])
 
 
 class FakeCursor:
