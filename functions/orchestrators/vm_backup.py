@@ -223,14 +223,15 @@ def _run_jobs(
                     tries = f" (attempt {handle.attempt} of {handle.max_attempts})" if handle.attempt > 1 else ""
                     final[disk_id] = replace(state, reason=f"{state.reason}{tries}")
             elif context.current_utc_datetime >= deadlines[disk_id]:
-                yield context.call_activity_with_retry(
-                    names.STOP_BACKUP_JOBS, POLL_RETRY, PollJobsRequest((handle,)).to_dict()
-                )
                 del handles[disk_id]
-                seconds = handle.deadline_seconds
-                final[disk_id] = JobState(
-                    handle.job_id, handle.attempt, "failed", reason=f"the worker did not finish within {seconds} s"
-                )
+                reason = f"the worker did not finish within {handle.deadline_seconds} s"
+                try:
+                    yield context.call_activity_with_retry(
+                        names.STOP_BACKUP_JOBS, POLL_RETRY, PollJobsRequest((handle,)).to_dict()
+                    )
+                except Exception as error:
+                    reason += f" and could not be stopped: {failure_reason(error)}"
+                final[disk_id] = JobState(handle.job_id, handle.attempt, "failed", reason=reason)
             else:
                 progress += state.progress_bytes
         context.set_custom_status(

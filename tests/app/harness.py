@@ -87,7 +87,9 @@ def store_policy(stack: Stack, document: dict[str, Any]) -> None:
 
 
 @contextmanager
-def running_app(stack: Stack, work: Path, **options: Any) -> Iterator[tuple[LocalFunctionsHost, LogBook]]:
+def running_app(
+    stack: Stack, work: Path, *, env: dict[str, str] | None = None, **options: Any
+) -> Iterator[tuple[LocalFunctionsHost, LogBook]]:
     """The unmodified function_app on the local runtime, configured for ``stack`` (workers through the
     simulator's Container Instances, polled every second), logging into a LogBook."""
     put_resource_group(stack, WORKER_GROUP)
@@ -101,6 +103,8 @@ def running_app(stack: Stack, work: Path, **options: Any) -> Iterator[tuple[Loca
     patch.setenv("BULWARK_WORKER_RESOURCE_GROUP", WORKER_GROUP)
     patch.setenv("BULWARK_JOB_POLL_SECONDS", "1")
     patch.setenv("BULWARK_STATE_DIR", str(work / "state"))
+    for name, value in (env or {}).items():
+        patch.setenv(name, value)
     settings: dict[str, Any] = {"port": 0, "key": KEY, "timers": False, "state_dir": work / "runtime"}
     settings.update(options)
     host = LocalFunctionsHost.from_module("function_app", HostOptions(**settings))
