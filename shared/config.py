@@ -11,8 +11,9 @@ worker reads its own few settings from its job spec (``shared.services.job_spec`
 | AZURE_SUBSCRIPTION_ID, BULWARK_ARM_*  | Azure mode: see ``shared.azure.settings``                           |
 | AzureWebJobsStorage                   | the app's storage account (tables: policies, catalog, job status)   |
 | BULWARK_KEY_VAULT                     | the vault holding secrets that policies name                       |
-| BULWARK_WORKER_LAUNCHER               | ``aci`` (default: Container Instances; the simulator locally) or    |
-|                                       | ``local-process`` (child processes of the app)                      |
+| BULWARK_WORKER_LAUNCHER               | ``aci`` (Container Instances; the simulator's locally) or           |
+|                                       | ``local-process`` (child processes of the app). Default: ``aci``,   |
+|                                       | locally ``local-process`` unless a worker resource group is set     |
 | BULWARK_WORKER_IMAGE                  | the worker image (default ``bulwark/worker:latest``)                |
 | BULWARK_WORKER_RESOURCE_GROUP         | where worker container groups are created                           |
 | BULWARK_WORKER_IDENTITY               | resource id of the user-assigned identity workers run as            |
@@ -108,10 +109,12 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
+        resource_group = env.get("BULWARK_WORKER_RESOURCE_GROUP") or None
+        local = bool(env.get("BULWARK_LOCAL_STACK"))
         worker = WorkerSettings(
-            launcher=env.get("BULWARK_WORKER_LAUNCHER") or "aci",
+            launcher=env.get("BULWARK_WORKER_LAUNCHER") or ("local-process" if local and not resource_group else "aci"),
             image=env.get("BULWARK_WORKER_IMAGE") or "bulwark/worker:latest",
-            resource_group=env.get("BULWARK_WORKER_RESOURCE_GROUP") or None,
+            resource_group=resource_group,
             identity_id=env.get("BULWARK_WORKER_IDENTITY") or None,
             identity_client_id=env.get("AZURE_CLIENT_ID") or None,
             cpu=_number(env, "BULWARK_WORKER_CPU", 2.0),
