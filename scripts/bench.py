@@ -97,6 +97,7 @@ class Options:
     trials: int
     tools: tuple[str, ...]
     memory_runs: tuple[MemoryRun, ...]
+    scale_mib: int
     workdir: Path | None
     keep: bool
 
@@ -116,6 +117,13 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         help="DISK_GIB:DATA_GIB sparse images for Bulwark's peak-RSS run; 'none' skips (default 64:4,1024:4: "
         "the same data on a 16x larger disk shows whether memory grows with disk size)",
     )
+    parser.add_argument(
+        "--scale-mib",
+        type=int,
+        default=4096,
+        help="also change the same ~20 MiB on a disk this big and compare Bulwark's change-list "
+        "incremental with restic's, to show how the ratio grows with disk size; 0 skips (default 4096)",
+    )
     parser.add_argument("--workdir", type=Path, help="parent of the scratch directory (default /var/tmp or /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -130,6 +138,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         args.trials,
         tools,
         _parse_memory_runs(parser, args.memory_runs),
+        args.scale_mib,
         args.workdir,
         args.keep,
     )
@@ -577,6 +586,37 @@ def run_memory(bulwark: Path, run: Runner, scratch: Path, spec: MemoryRun) -> St
         shutil.rmtree(repo, ignore_errors=True)
 
 
+def run_scaling(tools: list[Tool], run: Runner, scratch: Path, size_mib: int, base_mib: int) -> list[StepResult]:
+    """Full backup and one incremental of a bigger disk with as many changed MiB as the main image.
+
+    restic re-reads the whole disk on every run, Bulwark reads only the changed ranges, so the
+    incremental ratio grows with the disk while the change stays the same.
+    """
+    base = scratch / f"scale-{size_mib}.img"
+    data_dir = scratch / "scale"
+    build_image(base, plan_layout(size_mib, IMAGE_SEED), IMAGE_SEED)
+    results = []
+    try:
+        for tool in tools:
+            repo = scratch / f"repo-scale-{tool.name}"
+            shutil.rmtree(data_dir, ignore_errors=True)
+            data_dir.mkdir()
+            images = Images(base, data_dir / "disk.img", data_dir / "disk.ranges.json")
+            run.run(["cp", "--sparse=always", base, images.disk])
+            tool.init(run, repo)
+            tool.full(run, repo, images)
+            diff = mutate_image(images.disk, pct=MUTATE_PCT * base_mib / size_mib, seed=MUTATE_SEED)
+            images.ranges.write_text(diff.to_json())
+            incremental = tool.incrementals(run, repo, images)[0]
+            incremental.step = f"incremental, {size_mib} MiB disk"
+            results.append(incremental)
+            shutil.rmtree(repo, ignore_errors=True)
+    finally:
+        base.unlink(missing_ok=True)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return results
+
+
 # --- summary -------------------------------------------------------------------------------------
 
 
@@ -658,7 +698,11 @@ class Verdict:
 
 
 def verdicts(
-    steps: list[StepResult], comparisons: list[Comparison], memory: list[StepResult], ceiling: Ceiling | None
+    steps: list[StepResult],
+    comparisons: list[Comparison],
+    memory: list[StepResult],
+    ceiling: Ceiling | None,
+    scaling: Sequence[StepResult] = (),
 ) -> list[Verdict]:
     found = [Verdict(c.what, f"{c.ratio}x", f">= {c.target}x", c.passed) for c in comparisons if c.target]
     bulwark = {s.step: s for s in steps if s.tool == "bulwark"}
@@ -670,7 +714,20 @@ def verdicts(
         wanted = f">= {TARGET_CEILING_SHARE:.0%}"
         found.append(Verdict("full backup vs 2-core ceiling", f"{share:.0%}", wanted, share >= TARGET_CEILING_SHARE))
     found.extend(_memory_verdicts(memory))
+    found.extend(_scaling_verdicts(scaling))
     return found
+
+
+def _scaling_verdicts(scaling: Sequence[StepResult]) -> Iterator[Verdict]:
+    by_tool = {step.tool: step for step in scaling}
+    if "bulwark" in by_tool and "restic" in by_tool and by_tool["bulwark"].wall_s > 0:
+        ratio = by_tool["restic"].wall_s / by_tool["bulwark"].wall_s
+        yield Verdict(
+            f"{by_tool['bulwark'].step}: restic / bulwark",
+            f"{ratio:.1f}x",
+            f">= {TARGET_INCREMENTAL_VS_RESTIC:.1f}x",
+            ratio >= TARGET_INCREMENTAL_VS_RESTIC,
+        )
 
 
 def _memory_verdicts(memory: list[StepResult]) -> Iterator[Verdict]:
@@ -773,6 +830,15 @@ def print_memory(memory: list[StepResult]) -> None:
     console.print(table)
 
 
+def print_scaling(scaling: list[StepResult]) -> None:
+    table = Table(title="The same ~20 MiB change on a bigger disk (wall time from /usr/bin/time -v)")
+    for column in ("tool", "step", "wall s", "peak RSS MiB"):
+        table.add_column(column, justify="left" if column in ("tool", "step") else "right")
+    for run in scaling:
+        table.add_row(run.tool, run.step, f"{run.wall_s:.2f}", f"{run.max_rss_mib:.0f}")
+    console.print(table)
+
+
 def print_ceiling(ceiling: Ceiling, steps: list[StepResult]) -> None:
     console.print(
         f"2-core ceiling ({ceiling.threads} threads, HMAC-SHA256 + zstd-1 + AES-256-GCM on 1 MiB blocks): "
@@ -834,6 +900,7 @@ class Outcome:
     ceiling: Ceiling
     trials: list[list[StepResult]]
     memory: list[StepResult]
+    scaling: list[StepResult]
 
     @property
     def steps(self) -> list[StepResult]:
@@ -859,17 +926,23 @@ def measure(options: Options, run: Runner, scratch: Path) -> Outcome:
         for spec in options.memory_runs:
             console.print(f"memory run: {spec.disk_gib} GiB disk, {spec.data_gib} GiB data")
             memory.append(run_memory(bulwark_executable(), run, scratch, spec))
-    return Outcome(layout, ceiling, trials, memory)
+    scaling = []
+    if options.scale_mib and {"bulwark", "restic"} <= set(options.tools):
+        console.print(f"scaling run: the same change on a {options.scale_mib} MiB disk, bulwark and restic")
+        scaling = run_scaling(build_tools(("bulwark", "restic")), run, scratch, options.scale_mib, options.size_mib)
+    return Outcome(layout, ceiling, trials, memory, scaling)
 
 
 def report(outcome: Outcome, options: Options, run: Runner) -> bool:
     """Print and save everything; True when every restore was byte-identical."""
     steps = outcome.steps
     comparisons = compare(steps)
-    found = verdicts(steps, comparisons, outcome.memory, outcome.ceiling)
+    found = verdicts(steps, comparisons, outcome.memory, outcome.ceiling, outcome.scaling)
     print_steps(steps, comparisons)
     if outcome.memory:
         print_memory(outcome.memory)
+    if outcome.scaling:
+        print_scaling(outcome.scaling)
     print_ceiling(outcome.ceiling, steps)
     print_verdicts(found)
     identical = all(s.details["identical"] for s in steps if "identical" in s.details)
@@ -888,6 +961,7 @@ def report(outcome: Outcome, options: Options, run: Runner) -> bool:
             "trials": [[asdict(s) for s in trial] for trial in outcome.trials],
             "comparisons": [asdict(c) | {"passed": c.passed} for c in comparisons],
             "memory": [asdict(m) for m in outcome.memory],
+            "scaling": [asdict(m) for m in outcome.scaling],
             "targets": [asdict(v) for v in found],
             "restores_identical": identical,
         }
