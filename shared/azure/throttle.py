@@ -20,10 +20,13 @@ never relies on a 429 to slow down:
   connection error) it retries 429 for every method (the request was refused, not processed) and
   retries the two POST actions that are idempotent, ``beginGetAccess`` and ``endGetAccess``, on
   every transient failure. Callers limit other POSTs per call (SQL export/import: ``retry_total=2``).
+  A refused response is read and closed before the retry (the SDK streams LRO initial requests,
+  and azure-core would leave that connection to the garbage collector).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -155,6 +158,13 @@ class ArmRetryPolicy(RetryPolicy[Any, Any]):
             retry_backoff_max=backoff_max,
         )
 
+    def sleep(self, settings: dict[str, Any], transport: Any, response: Any = None) -> None:
+        """Release the refused response before waiting: the SDK streams LRO initial requests, and a
+        retried response nobody reads would hold its connection until garbage collection."""
+        if response is not None:
+            _release(response.http_response)
+        super().sleep(settings, transport, response)
+
     def _is_method_retryable(self, settings: dict[str, Any], request: Any, response: Any = None) -> bool:
         if response is not None and response.status_code == 429:
             return True
@@ -163,6 +173,14 @@ class ArmRetryPolicy(RetryPolicy[Any, Any]):
             return True
         result: bool = super()._is_method_retryable(settings, request, response)
         return result
+
+
+def _release(http: Any) -> None:
+    """Read (so the connection can be reused) and close an HTTP response; never raises."""
+    with contextlib.suppress(Exception):  # a broken or consumed stream: closing is all that is left
+        http.read()
+    with contextlib.suppress(Exception):
+        http.close()
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

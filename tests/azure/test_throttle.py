@@ -83,25 +83,35 @@ class Response:
         self.reason = "fake"
         self.content_type = "application/json"
 
+        self.closed = False
+
     def body(self) -> bytes:
         return b"{}"
+
+    def read(self) -> bytes:
+        return b"{}"
+
+    def close(self) -> None:
+        self.closed = True
 
     def text(self, encoding: str | None = None) -> str:
         return "{}"
 
 
 class FakeTransport(HttpTransport[Any, Any]):
-    """Answers from a script of (status, headers); records requests and sleeps."""
+    """Answers from a script of (status, headers); records requests, responses and sleeps."""
 
     def __init__(self, script: list[tuple[int, dict[str, str]]], clock: FakeClock) -> None:
         self.script = list(script)
         self.sent: list[str] = []
+        self.responses: list[Response] = []
         self.clock = clock
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         self.sent.append(request.method)
         status, headers = self.script.pop(0) if self.script else (200, {})
-        return Response(request, status, headers)
+        self.responses.append(Response(request, status, headers))
+        return self.responses[-1]
 
     def sleep(self, duration: float) -> None:
         self.clock.sleep(duration)
@@ -135,6 +145,7 @@ def test_429_waits_as_retry_after_says_then_succeeds() -> None:
     assert transport.sent == ["PUT", "PUT", "PUT"]
     assert sum(clock.sleeps) >= 14  # Retry-After honoured twice
     assert budget.writes == 3  # every attempt is a write Azure counts
+    assert [r.closed for r in transport.responses] == [True, True, False]  # refused ones released
 
 
 def test_idempotent_access_posts_are_retried_other_posts_not() -> None:
