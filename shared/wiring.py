@@ -26,6 +26,7 @@ from shared.catalog.port import Catalog
 from shared.catalog.table import AzureTableCatalog
 from shared.config import ENV_NAMES, Settings, table_endpoint
 from shared.core.clock import Clock, SystemClock
+from shared.policy.store import PolicyStore
 from shared.policy.table_store import AzureTablePolicyStore
 from shared.services.catalog_records import CatalogRecords
 from shared.services.job_spec import StatusRef
@@ -72,6 +73,8 @@ class Services:
     record_session: RecordSession
     catalog: Catalog
     launcher: WorkerLauncher
+    policy_store: PolicyStore | None = None
+    """The stored policies themselves (the HTTP API's CRUD); None when ``policies`` was replaced."""
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -97,12 +100,13 @@ def build_services(
     clients = AzureClients(settings.azure)
     closers.append(clients.close)
     compute = clients.compute()
+    policy_store: PolicyStore | None = None
     if policies is None:
         table = TableClient.from_connection_string(settings.storage_connection_string, table_name=POLICIES_TABLE)
         closers.append(table.close)
-        store = AzurePolicyTable(table)
+        policy_store = AzurePolicyTable(table).ready()
         policies = PolicyStorePolicies(
-            store.ready(), subscription_id=settings.azure.subscription_id, key_vault=settings.key_vault
+            policy_store, subscription_id=settings.azure.subscription_id, key_vault=settings.key_vault
         )
     status = TableJobStatusStore.from_connection_string(settings.storage_connection_string, JOBS_TABLE)
     closers.append(status.close)
@@ -145,6 +149,7 @@ def build_services(
         record_session=RecordSession(sessions),
         catalog=catalog,
         launcher=launcher,
+        policy_store=policy_store,
         _closers=closers,
     )
 

@@ -1,11 +1,21 @@
-"""The HTTP API (function key required): start a policy's session now, read a session's status.
+"""The HTTP API (function key required; JSON in and out). Described by ``GET /api/openapi.json``.
 
-    POST /api/policies/{policy_id}/run      body (optional): {"image_level": true|false}
-         202 + the Durable check-status links; 404 unknown policy; 400 bad body
-    GET  /api/sessions/{instance_id}        200 {id, runtime_status, custom_status, output, ...}; 404
+    POST   /api/policies                    create: 201 + ETag, Location; 400 with field-level problems
+    GET    /api/policies                    200 {"policies": [{"etag", "policy"}], "count"}
+    GET    /api/policies/{policy_id}        200 the policy + ETag; 404
+    PUT    /api/policies/{policy_id}        update, If-Match required: 200 + ETag; 400, 404, 412, 428
+    DELETE /api/policies/{policy_id}        204 (If-Match optional); 404, 412
+    POST   /api/policies/{policy_id}/run    body (optional): {"image_level": true|false}
+                                            202 + the Durable check-status links; 404 unknown policy; 400 bad body
+    GET    /api/sessions?policy=&since=&until=&limit=   the catalog's sessions, newest first
+    GET    /api/sessions/{instance_id}      200 live status (runtime_status, custom_status, output) + the
+                                            catalog's record ("catalog", null while running); 404
+    GET    /api/points?resource=&kind=&limit=           the catalog's restore points of a resource
+    GET    /api/openapi.json                the OpenAPI 3.1 description (functions/triggers/openapi.py)
 
-An on-demand session's instance id is ``<policy id>@run-<UTC time>-<random>``. Policy CRUD and the
-rest of the API come with the API work.
+Requests and answers are mapped in :mod:`shared.services.api` (errors: ``{"error": {code, message,
+hint, problems}}``); these functions only move them in and out. An on-demand session's instance id
+is ``<policy id>@run-<UTC time>-<random>``.
 """
 
 # The SDK's decorators are untyped; the functions under them are checked all the same.
@@ -16,18 +26,58 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from functions import names
+from functions.triggers.openapi import openapi_document
 from shared.core.clock import SystemClock
-from shared.core.errors import BulwarkError, PolicyNotFoundError, UsageError
+from shared.core.errors import BulwarkError, ConfigError, UsageError
+from shared.services.api import Answer, PolicyApi, SessionApi, error_answer
 from shared.services.messages import ON_DEMAND, SessionRequest
 from shared.wiring import services
 
 bp = df.Blueprint()
+
+
+# -- policies --------------------------------------------------------------------------------------
+
+
+@bp.route(route="policies", methods=["POST"])
+async def create_policy(req: func.HttpRequest) -> func.HttpResponse:
+    return await _serve(lambda: _policies().create(req.get_body(), req.headers.get("Content-Type")))
+
+
+@bp.route(route="policies", methods=["GET"])
+async def list_policies(req: func.HttpRequest) -> func.HttpResponse:
+    return await _serve(lambda: _policies().list_policies(dict(req.params)))
+
+
+@bp.route(route="policies/{policy_id}", methods=["GET"])
+async def get_policy(req: func.HttpRequest) -> func.HttpResponse:
+    return await _serve(lambda: _policies().get(req.route_params.get("policy_id", "")))
+
+
+@bp.route(route="policies/{policy_id}", methods=["PUT"])
+async def update_policy(req: func.HttpRequest) -> func.HttpResponse:
+    policy_id = req.route_params.get("policy_id", "")
+    return await _serve(
+        lambda: _policies().update(
+            policy_id, req.get_body(), req.headers.get("Content-Type"), req.headers.get("If-Match")
+        )
+    )
+
+
+@bp.route(route="policies/{policy_id}", methods=["DELETE"])
+async def delete_policy(req: func.HttpRequest) -> func.HttpResponse:
+    policy_id = req.route_params.get("policy_id", "")
+    return await _serve(lambda: _policies().delete(policy_id, req.headers.get("If-Match")))
+
+
+# -- sessions --------------------------------------------------------------------------------------
 
 
 @bp.route(route="policies/{policy_id}/run", methods=["POST"])
@@ -39,20 +89,17 @@ async def run_policy(req: func.HttpRequest, client: df.DurableOrchestrationClien
         image_level = body.get("image_level")
         if image_level is not None and not isinstance(image_level, bool):
             raise UsageError("'image_level' must be true or false", hint='send {"image_level": true} or no body')
-        plan = await asyncio.to_thread(services().policies.get_plan, policy_id)
-    except PolicyNotFoundError as exc:
-        return _error(404, exc)
-    except UsageError as exc:
-        return _error(400, exc)
+        plan = await asyncio.to_thread(lambda: services().policies.get_plan(policy_id))
     except BulwarkError as exc:
-        return _error(503, exc)
+        return _respond(error_answer(exc))
     if image_level and not plan.image_level:
-        return _error(
-            400,
-            UsageError(
-                f"policy '{policy_id}' does not enable image-level backup",
-                hint="enable image_backup in the policy, or run without image_level",
-            ),
+        return _respond(
+            error_answer(
+                UsageError(
+                    f"policy '{policy_id}' does not enable image-level backup",
+                    hint="enable image_backup in the policy, or run without image_level",
+                )
+            )
         )
     request = SessionRequest(policy_id, ON_DEMAND, plan.image_level if image_level is None else image_level)
     instance_id = await client.start_new(names.POLICY_SESSION, on_demand_id(policy_id), request.to_dict())
@@ -60,28 +107,80 @@ async def run_policy(req: func.HttpRequest, client: df.DurableOrchestrationClien
     return response
 
 
+@bp.route(route="sessions", methods=["GET"])
+async def list_sessions(req: func.HttpRequest) -> func.HttpResponse:
+    return await _serve(lambda: _sessions().list_sessions(dict(req.params)))
+
+
 @bp.route(route="sessions/{instance_id}", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 async def get_session(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     instance_id = req.route_params.get("instance_id", "")
     status = await client.get_status(instance_id)
-    if not status:
-        return _error(404, UsageError(f"no session has the id '{instance_id}'", hint="use the id that run returned"))
-    document = {
-        "id": status.instance_id,
-        "name": status.name,
-        "runtime_status": status.runtime_status.value if status.runtime_status else None,
-        "created": status.created_time.isoformat() if status.created_time else None,
-        "last_updated": status.last_updated_time.isoformat() if status.last_updated_time else None,
-        "custom_status": status.custom_status,
-        "output": status.output,
-    }
-    return func.HttpResponse(json.dumps(document), status_code=200, mimetype="application/json")
+    live: dict[str, Any] | None = None
+    if status:
+        live = {
+            "id": status.instance_id,
+            "name": status.name,
+            "runtime_status": status.runtime_status.value if status.runtime_status else None,
+            "created": status.created_time.isoformat() if status.created_time else None,
+            "last_updated": status.last_updated_time.isoformat() if status.last_updated_time else None,
+            "custom_status": status.custom_status,
+            "output": status.output,
+        }
+    return await _serve(lambda: _sessions().detail(instance_id, live))
+
+
+@bp.route(route="points", methods=["GET"])
+async def list_points(req: func.HttpRequest) -> func.HttpResponse:
+    return await _serve(lambda: _sessions().points(dict(req.params)))
+
+
+@bp.route(route="openapi.json", methods=["GET"])
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(openapi_document()), status_code=200, mimetype="application/json")
 
 
 def on_demand_id(policy_id: str) -> str:
     stamp = SystemClock().now().strftime("%Y%m%dT%H%M%SZ")
     return f"{policy_id}@run-{stamp}-{secrets.token_hex(3)}"
+
+
+# -- plumbing --------------------------------------------------------------------------------------
+
+
+def _policies() -> PolicyApi:
+    store = services().policy_store
+    if store is None:
+        raise ConfigError("this app has no policy store", hint="it is built without one only in tests")
+    return PolicyApi(store)
+
+
+def _sessions() -> SessionApi:
+    built = services()
+    return SessionApi(built.catalog, _policies().ids)
+
+
+async def _serve(handle: Callable[[], Answer]) -> func.HttpResponse:
+    """Run ``handle`` off the event loop (storage calls block); errors become their answers."""
+
+    def answer() -> Answer:
+        try:
+            return handle()
+        except BulwarkError as exc:
+            return error_answer(exc)
+
+    return _respond(await asyncio.to_thread(answer))
+
+
+def _respond(answer: Answer) -> func.HttpResponse:
+    text = answer.text()
+    return func.HttpResponse(
+        text,
+        status_code=answer.status,
+        headers=answer.headers,
+        mimetype="application/json" if text is not None else None,
+    )
 
 
 def _body(req: func.HttpRequest) -> dict[str, Any]:
@@ -98,8 +197,3 @@ def _body(req: func.HttpRequest) -> dict[str, Any]:
     if unknown:
         raise UsageError(f"unknown field(s) {', '.join(unknown)}", hint="the only field is 'image_level'")
     return body
-
-
-def _error(status: int, error: BulwarkError) -> func.HttpResponse:
-    document = {"code": error.code, "message": error.message, "hint": error.hint}
-    return func.HttpResponse(json.dumps(document), status_code=status, mimetype="application/json")
