@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from shared.cli import bacpac_commands, image_commands, repo_commands
+from shared.cli import bacpac_commands, catalog_commands, files_commands, image_commands, repo_commands
 from shared.core.errors import BulwarkError, redact
 
 __all__ = ["build_parser", "main", "tune_allocator"]
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for family in (repo_commands, image_commands, bacpac_commands):
+    for family in (repo_commands, image_commands, bacpac_commands, files_commands, catalog_commands):
         family.register(commands)
     return parser
 

@@ -1,0 +1,1 @@
+"""Restores that work inside a restore point: file-level browsing and extraction."""
