@@ -3,10 +3,20 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.activities import jobs, sessions, vm
-from functions.orchestrators import policy_session, vm_backup
+from functions.activities import jobs, sessions, sql, vm
+from functions.orchestrators import policy_session, sql_backup, vm_backup
 from functions.triggers import http_api, schedules
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (http_api.bp, schedules.bp, policy_session.bp, vm_backup.bp, vm.bp, jobs.bp, sessions.bp):
+for blueprint in (
+    http_api.bp,
+    schedules.bp,
+    policy_session.bp,
+    vm_backup.bp,
+    sql_backup.bp,
+    vm.bp,
+    jobs.bp,
+    sql.bp,
+    sessions.bp,
+):
     app.register_functions(blueprint)

@@ -28,3 +28,25 @@ STOP_BACKUP_JOBS = "stop_backup_jobs"
 RECORD_RESTORE_POINTS = "record_restore_points"
 APPLY_SNAPSHOT_RETENTION = "apply_snapshot_retention"
 RECORD_SESSION = "record_session"
+
+# SQL (BACPAC) backup: orchestrator and activities. Its worker jobs are polled and stopped with
+# POLL_BACKUP_JOBS / STOP_BACKUP_JOBS, like the VM slice's.
+SQL_BACKUP = "sql_backup_orchestrator"
+DISCOVER_SQL_DATABASES = "discover_sql_databases"
+SQL_PREFLIGHT = "sql_preflight"
+SQL_COPY_TO_STAGING = "sql_copy_to_staging"
+SQL_EXPORT_BACPAC = "sql_export_bacpac"
+START_BACPAC_JOB = "start_bacpac_job"
+RECORD_BACPAC_POINT = "record_bacpac_point"
+SQL_CLEANUP = "sql_cleanup"
+
+__all__ += [
+    "DISCOVER_SQL_DATABASES",
+    "RECORD_BACPAC_POINT",
+    "SQL_BACKUP",
+    "SQL_CLEANUP",
+    "SQL_COPY_TO_STAGING",
+    "SQL_EXPORT_BACPAC",
+    "SQL_PREFLIGHT",
+    "START_BACPAC_JOB",
+]

@@ -21,7 +21,10 @@ from pathlib import Path
 from azure.data.tables import TableClient
 
 from shared.azure.clients import AzureClients
+from shared.azure.model import DatabaseCatalog, SqlDatabaseInfo
 from shared.azure.pageblob import VhdBlobs
+from shared.azure.ports import SqlCatalogProbe
+from shared.azure.sql_catalog import SimulatorCatalogProbe
 from shared.catalog.port import Catalog
 from shared.catalog.table import AzureTableCatalog
 from shared.config import ENV_NAMES, Settings, table_endpoint
@@ -33,6 +36,17 @@ from shared.services.job_spec import StatusRef
 from shared.services.plan import Policies
 from shared.services.policy_plans import PolicyStorePolicies
 from shared.services.ports import PointCatalog, SessionCatalog, WorkerLauncher
+from shared.services.sql_backup import (
+    BacpacJobs,
+    BlobBacpacStaging,
+    DiscoverSqlDatabases,
+    ExportBacpac,
+    RecordBacpacPoint,
+    SqlCleanup,
+    SqlCopyToStaging,
+    SqlPolicies,
+    SqlPreflight,
+)
 from shared.services.vm_backup import (
     ApplySnapshotRetention,
     DiscoverVms,
@@ -41,6 +55,7 @@ from shared.services.vm_backup import (
     SnapshotDisk,
 )
 from shared.services.worker_jobs import JobSettings, WorkerJobs
+from shared.worker.adapters import SecretResolvers
 from shared.worker.launchers import ContainerInstancesLauncher, LocalProcessLauncher
 from shared.worker.table_status import DEFAULT_TABLE as JOBS_TABLE
 from shared.worker.table_status import TableJobStatusStore
@@ -50,9 +65,12 @@ __all__ = [
     "POLICIES_TABLE",
     "SESSIONS_TABLE",
     "Services",
+    "SqlServices",
     "build_services",
+    "build_sql_services",
     "reset_services",
     "services",
+    "sql_services",
 ]
 
 POLICIES_TABLE = "bulwarkpolicies"
@@ -204,3 +222,87 @@ def reset_services() -> None:
         _built.clear()
     for item in built:
         item.close()
+
+
+# -- SQL (BACPAC) backup -----------------------------------------------------------------------------
+
+
+@dataclass
+class SqlServices:
+    """The SQL use cases the SQL activities call (built beside, and closed with, the app's Services)."""
+
+    discover: DiscoverSqlDatabases
+    preflight: SqlPreflight
+    copy: SqlCopyToStaging
+    export: ExportBacpac
+    jobs: BacpacJobs
+    record_point: RecordBacpacPoint
+    cleanup: SqlCleanup
+    staging: BlobBacpacStaging
+
+
+class _CataloglessProbe:
+    """Azure mode until a TDS connection is configured: only ARM's size check runs in the pre-flight
+    (external references and unsupported users are then reported by the export service itself)."""
+
+    def probe(self, database: SqlDatabaseInfo) -> DatabaseCatalog:
+        return DatabaseCatalog()
+
+
+def build_sql_services(app: Services, *, clock: Clock | None = None) -> SqlServices:
+    settings = app.settings
+    clock = clock or SystemClock()
+    clients = AzureClients(settings.azure)
+    app._closers.append(clients.close)
+    sql = clients.sql()
+    probe: SqlCatalogProbe
+    if settings.local_stack is not None:
+        probe = SimulatorCatalogProbe(str(settings.local_stack["admin_endpoint"]), settings.azure.ca_bundle)
+    else:
+        probe = _CataloglessProbe()
+    table = TableClient.from_connection_string(settings.storage_connection_string, table_name=POLICIES_TABLE)
+    app._closers.append(table.close)
+    policies = SqlPolicies(
+        AzurePolicyTable(table).ready(), subscription_id=settings.azure.subscription_id, key_vault=settings.key_vault
+    )
+    status = TableJobStatusStore.from_connection_string(settings.storage_connection_string, JOBS_TABLE)
+    app._closers.append(status.close)
+    staging = BlobBacpacStaging(settings.storage_connection_string)
+    app._closers.append(staging.close)
+    jobs = BacpacJobs(
+        policies=policies,
+        launcher=app.launcher,
+        status=status,
+        settings=JobSettings(
+            arm=settings.arm_reference,
+            status=StatusRef(endpoint=table_endpoint(settings.storage_connection_string), table=JOBS_TABLE),
+            poll_seconds=settings.worker.poll_seconds,
+            deadline_seconds=settings.worker.deadline_seconds,
+            max_attempts=settings.worker.max_attempts,
+        ),
+        clock=clock,
+    )
+    return SqlServices(
+        discover=DiscoverSqlDatabases(policies, sql),
+        preflight=SqlPreflight(sql, probe),
+        copy=SqlCopyToStaging(sql),
+        export=ExportBacpac(sql, policies, SecretResolvers(), staging, clock),
+        jobs=jobs,
+        record_point=RecordBacpacPoint(app.catalog),
+        cleanup=SqlCleanup(sql, staging),
+        staging=staging,
+    )
+
+
+_sql_built: dict[int, tuple[Services, SqlServices]] = {}
+
+
+def sql_services(env: Mapping[str, str] | None = None) -> SqlServices:
+    """The process's SQL services, built on first use beside (and closed with) ``services(env)``."""
+    app = services(env)
+    with _lock:
+        found = _sql_built.get(id(app))
+        if found is None or found[0] is not app:
+            found = (app, build_sql_services(app))
+            _sql_built[id(app)] = found
+        return found[1]

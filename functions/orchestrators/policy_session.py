@@ -3,8 +3,9 @@
     input   SessionRequest {policy_id, slot ("on-demand" or the slot time), image_level}
     output  SessionRecord  {status Success | Warning | Failed, per-resource results with reasons}
 
-discover_vms -> one vm_backup_orchestrator per VM, at most ``concurrency`` (the policy's limit) in
-flight -> aggregate -> record_session. The custom status is what the portal shows while it runs:
+discover_vms, discover_sql_databases -> one vm_backup_orchestrator per VM and one
+sql_backup_orchestrator per database, at most ``concurrency`` (the policy's limit) in flight together
+-> aggregate -> record_session. The custom status is what the portal shows while it runs:
 {phase, resources_total, resources_done, bytes_read, bytes_stored, failed}.
 """
 
@@ -32,6 +33,8 @@ from shared.services.messages import (
     SessionProgress,
     SessionRecord,
     SessionRequest,
+    SqlBackupRequest,
+    SqlPlan,
     VmBackupRequest,
     worse,
 )
@@ -60,31 +63,59 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
         reason = f"discovery failed: {failure_reason(error)}"
     else:
         plan = SessionPlan.from_dict(discovered)
-        reason = "" if plan.vms else "the policy's scope selects no VM"
+        reason = ""
+
+    sql: SqlPlan | None = None
+    if plan is not None:
+        try:
+            found = yield context.call_activity_with_retry(
+                names.DISCOVER_SQL_DATABASES, DISCOVER_RETRY, DiscoverRequest(request.policy_id, session_id).to_dict()
+            )
+        except Exception as error:
+            plan = None
+            reason = f"discovery of SQL databases failed: {failure_reason(error)}"
+        else:
+            sql = SqlPlan.from_dict(found)
+    if plan is not None and not plan.vms and not (sql and sql.databases):
+        reason = "the policy's scope selects no VM" + (" or SQL database" if sql is not None else "")
 
     results: list[ResourceResult] = []
     image_level = bool(plan and request.image_level and plan.image_level_enabled)
-    if plan is not None and plan.vms:
-        total = len(plan.vms)
+    # (orchestrator, child input, instance id, resource id, name) per resource: VMs, then databases
+    children: list[tuple[str, dict[str, Any], str, str, str]] = []
+    if plan is not None:
+        for index, vm in enumerate(plan.vms):
+            child = VmBackupRequest(request.policy_id, session_id, image_level, vm)
+            children.append((names.VM_BACKUP, child.to_dict(), f"{session_id}:vm:{index}", vm.vm_id, vm.name))
+    if plan is not None and sql is not None:
+        for index, database in enumerate(sql.databases):
+            job = SqlBackupRequest(
+                request.policy_id, session_id, database, sql.mode, sql.staging_server, sql.staging_region
+            )
+            children.append(
+                (names.SQL_BACKUP, job.to_dict(), f"{session_id}:sql:{index}", database.database_id, database.name)
+            )
+    if plan is not None and children:
+        total = len(children)
         progress = SessionProgress(phase="backing up", resources_total=total)
         context.set_custom_status(progress.to_dict())
-        queue = list(enumerate(plan.vms))
-        running: list[tuple[Any, Any]] = []
+        queue = list(enumerate(children))
+        running: list[tuple[Any, int]] = []
         done: dict[int, ResourceResult] = {}
         while queue or running:
             while queue and len(running) < plan.concurrency:
-                index, vm = queue.pop(0)
-                child = VmBackupRequest(request.policy_id, session_id, image_level, vm)
-                task = context.call_sub_orchestrator(names.VM_BACKUP, child.to_dict(), f"{session_id}:vm:{index}")
-                running.append((task, (index, vm)))
+                index, (orchestrator, child_input, instance_id, _, _) = queue.pop(0)
+                task = context.call_sub_orchestrator(orchestrator, child_input, instance_id)
+                running.append((task, index))
             finished = yield context.task_any([task for task, _ in running])
             entry = next(item for item in running if item[0] is finished)
             running.remove(entry)
-            index, vm = entry[1]
+            index = entry[1]
             if finished.state is TaskState.SUCCEEDED:
                 done[index] = ResourceResult.from_dict(finished.result)
             else:
-                done[index] = ResourceResult(vm.vm_id, vm.name, RESULT_FAILED, (failure_reason(finished.result),))
+                _, _, _, resource_id, name = children[index]
+                done[index] = ResourceResult(resource_id, name, RESULT_FAILED, (failure_reason(finished.result),))
             result = done[index]
             progress = SessionProgress(
                 phase="backing up",
@@ -97,7 +128,7 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
             context.set_custom_status(progress.to_dict())
         results = [done[i] for i in sorted(done)]
 
-    status = RESULT_SUCCESS if plan is not None and plan.vms else (RESULT_WARNING if plan else RESULT_FAILED)
+    status = RESULT_SUCCESS if plan is not None and children else (RESULT_WARNING if plan else RESULT_FAILED)
     for result in results:
         status = worse(status, result.status)
     record = SessionRecord(

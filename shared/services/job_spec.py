@@ -10,7 +10,7 @@ Version 1 (``kind`` ``image-backup``)::
     {
       "version": 1,
       "job_id": "job-3f0c...",                       # stable across attempts; tags the restore point
-      "kind": "image-backup",                         # "bacpac-backup" later
+      "kind": "image-backup" | "bacpac-backup",
       "attempt": 1,
       "repository": {
         "location": "/srv/repo" | "https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX",
@@ -30,6 +30,10 @@ Version 1 (``kind`` ``image-backup``)::
       },
       "tags": {"policy": "...", "session": "...", "vm": "...", "disk": "...", "lun": "os" | "0", "snapshot": "..."}
     }
+
+Kind ``bacpac-backup`` has a source of kind ``bacpac-blob``: ``disk_id`` is the database's resource
+id and ``snapshot_id`` the staging BACPAC blob's URL (no SAS: the worker reads it with its own
+identity); it has no previous snapshot or parent.
 
 ``previous_snapshot_id`` and ``parent_point_id`` go together: with both the worker reads only the
 ranges changed since the previous snapshot; with neither it reads every allocated range.
@@ -58,8 +62,8 @@ __all__ = [
 ]
 
 SPEC_VERSION = 1
-JOB_KINDS = frozenset({"image-backup"})
-SOURCE_KINDS = frozenset({"managed-disk", "vhd-blob"})
+JOB_KINDS = frozenset({"image-backup", "bacpac-backup"})
+SOURCE_KINDS = frozenset({"managed-disk", "vhd-blob", "bacpac-blob"})
 _SECRET_MARKERS = ("sig=", "accountkey=", "sharedaccesssignature=", "password=", "pwd=")
 _SECRET_KEYS = frozenset({"passphrase_value", "password", "key", "account_key", "sas", "secret", "token"})
 
@@ -216,7 +220,8 @@ class StatusRef:
 class JobSource:
     """The disk to read. ``managed-disk``: ids are ARM ids (the worker grants SAS itself);
     ``vhd-blob``: ``disk_id`` is the VHD's blob URL and snapshot ids are ``<url>?snapshot=<time>``
-    (read with the worker's identity)."""
+    (read with the worker's identity); ``bacpac-blob``: ``disk_id`` is the SQL database's id and
+    ``snapshot_id`` the staging BACPAC blob's URL (read with the worker's identity)."""
 
     disk_id: str
     snapshot_id: str

@@ -387,3 +387,114 @@ class SessionRecord(Message):
     @property
     def bytes_stored(self) -> int:
         return sum(r.bytes_stored for r in self.resources)
+
+
+# -- SQL (BACPAC) backup messages ------------------------------------------------------------------
+#
+#   discover_sql_databases(DiscoverRequest) -> SqlPlan
+#   per SqlTarget: sql_backup_orchestrator(SqlBackupRequest) -> ResourceResult (one DiskOutcome: the database)
+#     sql_preflight(SqlBackupRequest) -> SqlPreflightResult
+#     staging: sql_copy_to_staging(SqlBackupRequest) -> SqlCopyResult
+#     sql_export_bacpac(SqlExportRequest) -> SqlExportResult   (the storage SAS is made inside)
+#     start_bacpac_job(StartBacpacJobRequest) -> JobHandle; poll_backup_jobs / stop_backup_jobs
+#     record_bacpac_point(RecordPointsRequest) -> RecordPointsResult   (PointRecord.kind == BACPAC)
+#     sql_cleanup(SqlBackupRequest) -> SqlCleanupResult   (always)
+
+BACPAC = "bacpac"
+SQL_DIRECT = "direct"
+SQL_STAGING = "staging"
+
+
+@dataclass(frozen=True)
+class SqlTarget(Message):
+    database_id: str
+    name: str
+    server_id: str
+    resource_group: str
+    location: str
+
+
+@dataclass(frozen=True)
+class SqlPlan(Message):
+    policy_id: str
+    session_id: str
+    mode: str = SQL_DIRECT
+    """``direct`` or ``staging``."""
+    staging_server: str | None = None
+    staging_region: str | None = None
+    databases: tuple[SqlTarget, ...] = ()
+
+
+@dataclass(frozen=True)
+class SqlBackupRequest(Message):
+    policy_id: str
+    session_id: str
+    database: SqlTarget
+    mode: str = SQL_DIRECT
+    staging_server: str | None = None
+    staging_region: str | None = None
+
+
+@dataclass(frozen=True)
+class SqlPreflightResult(Message):
+    database_id: str
+    exportable: bool
+    reason: str = ""
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class SqlCopyResult(Message):
+    copy_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SqlExportRequest(Message):
+    policy_id: str
+    session_id: str
+    database: SqlTarget
+    export_from: str
+    """The database the export service reads: the source itself, or its staging copy."""
+
+
+@dataclass(frozen=True)
+class SqlExportResult(Message):
+    exported: bool
+    blob_url: str = ""
+    """The staging BACPAC's address, without any SAS."""
+    reason: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class StartBacpacJobRequest(Message):
+    policy_id: str
+    session_id: str
+    database: SqlTarget
+    blob_url: str
+    exported_from: str
+    worker_location: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class SqlCleanupResult(Message):
+    copy_deleted: str | None = None
+    blob_deleted: str | None = None
+
+
+__all__ += [
+    "BACPAC",
+    "SQL_DIRECT",
+    "SQL_STAGING",
+    "SqlBackupRequest",
+    "SqlCleanupResult",
+    "SqlCopyResult",
+    "SqlExportRequest",
+    "SqlExportResult",
+    "SqlPlan",
+    "SqlPreflightResult",
+    "SqlTarget",
+    "StartBacpacJobRequest",
+]

@@ -24,6 +24,7 @@ from shared.azure.redaction import install_log_redaction
 from shared.azure.settings import AzureSettings
 from shared.core.clock import SystemClock
 from shared.core.errors import BulwarkError, ConfigError, redact
+from shared.services.bacpac_backup import BacpacBackupJob, BlobBacpacDownloads
 from shared.services.image_backup import ImageBackupJob
 from shared.services.job_spec import ArmRef, JobSpec
 
@@ -89,16 +90,27 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         settings = arm_settings(spec.arm)
         clients = AzureClients(settings)
         status = TableJobStatusStore.for_reference(spec.status, client_id=settings.managed_identity_client_id)
-        job = ImageBackupJob(
-            secrets=SecretResolvers(),
-            repositories=StoreRepositoryOpener(environment, SystemClock()),
-            access=clients.compute(),
-            sources=ManagedDiskSources(clients.data_plane()),
-            vhds=VhdBlobSources(clients.data_plane()),
-            status=status,
-            clock=SystemClock(),
-            workers=max(1, args.workers),
-        )
+        job: ImageBackupJob | BacpacBackupJob
+        if spec.kind == "bacpac-backup":
+            job = BacpacBackupJob(
+                secrets=SecretResolvers(),
+                repositories=StoreRepositoryOpener(environment, SystemClock()),
+                downloads=BlobBacpacDownloads(client_id=settings.managed_identity_client_id),
+                status=status,
+                clock=SystemClock(),
+                workers=max(1, args.workers),
+            )
+        else:
+            job = ImageBackupJob(
+                secrets=SecretResolvers(),
+                repositories=StoreRepositoryOpener(environment, SystemClock()),
+                access=clients.compute(),
+                sources=ManagedDiskSources(clients.data_plane()),
+                vhds=VhdBlobSources(clients.data_plane()),
+                status=status,
+                clock=SystemClock(),
+                workers=max(1, args.workers),
+            )
         result = job.run(spec)
     except BulwarkError as exc:
         log.error("job %s failed: %s", spec.job_id, exc)

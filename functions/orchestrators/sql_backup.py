@@ -1,0 +1,246 @@
+"""sql_backup_orchestrator: one SQL database in one session.
+
+    input   SqlBackupRequest {policy_id, session_id, database: SqlTarget, mode, staging_server}
+    output  ResourceResult   {status Success | Warning | Failed, reasons, one DiskOutcome: the database}
+
+1. sql_preflight: refuse early what BACPAC cannot export (external references, unsupported logins,
+   over 200 GB), with the adapter's message;
+2. staging mode: sql_copy_to_staging, a transactionally consistent copy on the staging server
+   (retried with backoff; the copy's name is the session's, so a retry finds it);
+3. sql_export_bacpac: the source (or its copy) into the staging container; the storage SAS and the
+   SQL password are made inside the activity;
+4. start_bacpac_job, then poll_backup_jobs on a durable timer until the worker ends, a lost worker
+   getting another attempt; past the deadline (the export service's 20 hours by default:
+   BULWARK_JOB_DEADLINE_SECONDS) stop_backup_jobs;
+5. record_bacpac_point (kind bacpac);
+6. sql_cleanup ALWAYS (``finally``): delete the staging copy and the staging BACPAC, also when a
+   step failed. A failed cleanup is a Warning.
+
+The outcome's ``snapshot_id`` names the database the BACPAC was exported from (the source, or the
+staging copy), ``point_id`` the repository point. Nothing here raises: the session gets a result.
+"""
+
+# The SDK's decorators are untyped; the functions under them are checked all the same.
+# mypy: disable-error-code="untyped-decorator"
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from functions import names
+from shared.services.messages import (
+    BACPAC,
+    RESULT_FAILED,
+    RESULT_SUCCESS,
+    RESULT_WARNING,
+    SQL_STAGING,
+    DiskOutcome,
+    JobHandle,
+    JobState,
+    PointRecord,
+    PollJobsRequest,
+    PollJobsResult,
+    RecordPointsRequest,
+    ResourceResult,
+    SqlBackupRequest,
+    SqlCopyResult,
+    SqlExportRequest,
+    SqlExportResult,
+    SqlPreflightResult,
+    StartBacpacJobRequest,
+    worse,
+)
+
+from .flow import BackoffRetry, failure_reason
+
+bp = df.Blueprint()
+
+PREFLIGHT_RETRY = BackoffRetry(5, 3)
+COPY_RETRY = BackoffRetry(10, 4)
+EXPORT_RETRY = BackoffRetry(30, 3)
+START_RETRY = BackoffRetry(10, 4)
+POLL_RETRY = BackoffRetry(5, 3)
+RECORD_RETRY = BackoffRetry(5, 5)
+CLEANUP_RETRY = BackoffRetry(10, 5)
+MAX_POLL_FAILURES = 5
+
+
+class _StepFailed(Exception):
+    """A step ended the database's backup; its text is the reason."""
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.SQL_BACKUP)
+def sql_backup_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    request = SqlBackupRequest.from_dict(context.get_input())
+    database = request.database
+    status = RESULT_SUCCESS
+    reasons: list[str] = []
+    outcome = DiskOutcome(database.database_id, None)
+
+    def phase(name: str) -> None:
+        context.set_custom_status({"phase": name, "database": database.name, "mode": request.mode})
+
+    closing = False
+    try:
+        phase("pre-flight")
+        checked = yield context.call_activity_with_retry(names.SQL_PREFLIGHT, PREFLIGHT_RETRY, request.to_dict())
+        preflight = SqlPreflightResult.from_dict(checked)
+        if not preflight.exportable:
+            raise _StepFailed(preflight.reason)
+
+        export_from = database.database_id
+        if request.mode == SQL_STAGING:
+            phase("staging copy")
+            try:
+                copied = yield context.call_activity_with_retry(
+                    names.SQL_COPY_TO_STAGING, COPY_RETRY, request.to_dict()
+                )
+            except Exception as error:
+                raise _StepFailed(f"the copy to the staging server failed: {failure_reason(error)}") from None
+            export_from = SqlCopyResult.from_dict(copied).copy_id
+        outcome = replace(outcome, snapshot_id=export_from)
+
+        phase("BACPAC export")
+        export = SqlExportRequest(request.policy_id, request.session_id, database, export_from)
+        try:
+            done = yield context.call_activity_with_retry(names.SQL_EXPORT_BACPAC, EXPORT_RETRY, export.to_dict())
+        except Exception as error:
+            raise _StepFailed(f"the BACPAC export failed: {failure_reason(error)}") from None
+        exported = SqlExportResult.from_dict(done)
+        if not exported.exported:
+            raise _StepFailed(exported.reason)
+
+        phase("storing the BACPAC")
+        location = (request.staging_region or database.location) if request.mode == SQL_STAGING else database.location
+        state = yield from _run_job(context, request, exported.blob_url, export_from, location)
+        if state.state != "succeeded":
+            raise _StepFailed(f"storing the BACPAC in the repository failed: {state.reason}")
+        result = state.result
+        outcome = replace(
+            outcome,
+            point_id=str(result["point_id"]),
+            bytes_read=int(result.get("bytes_read", 0)),
+            bytes_stored=int(result.get("bytes_stored", 0)),
+        )
+
+        phase("recording the restore point")
+        point = PointRecord(
+            point_id=str(result["point_id"]),
+            policy_id=request.policy_id,
+            session_id=request.session_id,
+            vm_id=database.database_id,
+            disk_id=database.database_id,
+            lun=None,
+            snapshot_id=export_from,
+            job_id=str(result.get("job_id", "")),
+            time=str(result.get("time", "")),
+            repository=str(result.get("repository", "")),
+            size_bytes=int(result.get("size_bytes", 0)),
+            bytes_read=int(result.get("bytes_read", 0)),
+            bytes_stored=int(result.get("bytes_stored", 0)),
+            kind=BACPAC,
+        )
+        try:
+            yield context.call_activity_with_retry(
+                names.RECORD_BACPAC_POINT, RECORD_RETRY, RecordPointsRequest((point,)).to_dict()
+            )
+        except Exception as error:
+            status = worse(status, RESULT_WARNING)
+            reasons.append(f"the catalog did not record the restore point: {failure_reason(error)}")
+    except _StepFailed as failed:
+        status = RESULT_FAILED
+        reasons.append(str(failed))
+        outcome = replace(outcome, error=str(failed))
+    except GeneratorExit:
+        closing = True  # the replay ended here (the generator is being discarded): nothing to schedule
+        raise
+    except Exception as error:
+        status = RESULT_FAILED
+        reasons.append(failure_reason(error))
+        outcome = replace(outcome, error=failure_reason(error))
+    finally:
+        if not closing:
+            phase("cleanup")
+            try:
+                yield context.call_activity_with_retry(names.SQL_CLEANUP, CLEANUP_RETRY, request.to_dict())
+            except Exception as error:
+                status = worse(status, RESULT_WARNING)
+                reasons.append(f"the staging copy or BACPAC may be left over: {failure_reason(error)}")
+
+    phase(f"done: {status}")
+    return ResourceResult(
+        resource_id=database.database_id,
+        name=database.name,
+        status=status,
+        reasons=tuple(reasons),
+        disks=(outcome,),
+    ).to_dict()
+
+
+def _run_job(
+    context: df.DurableOrchestrationContext,
+    request: SqlBackupRequest,
+    blob_url: str,
+    export_from: str,
+    location: str,
+) -> Generator[Any, Any, JobState]:
+    """Run the BACPAC worker job to its end (another attempt when a worker is lost); its final state."""
+
+    def start(attempt: int) -> Any:
+        job = StartBacpacJobRequest(
+            request.policy_id, request.session_id, request.database, blob_url, export_from, location, attempt
+        )
+        return context.call_activity_with_retry(names.START_BACPAC_JOB, START_RETRY, job.to_dict())
+
+    try:
+        handle = JobHandle.from_dict((yield start(1)))
+    except Exception as error:
+        return JobState("", 0, "failed", reason=f"the worker did not start: {failure_reason(error)}")
+    deadline = context.current_utc_datetime + timedelta(seconds=handle.deadline_seconds)
+    poll_failures = 0
+    while True:
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=handle.poll_seconds))
+        try:
+            polled = yield context.call_activity_with_retry(
+                names.POLL_BACKUP_JOBS, POLL_RETRY, PollJobsRequest((handle,)).to_dict()
+            )
+        except Exception as error:
+            poll_failures += 1
+            if poll_failures < MAX_POLL_FAILURES:
+                continue
+            return JobState(
+                handle.job_id,
+                handle.attempt,
+                "failed",
+                reason=f"could not learn the worker's state: {failure_reason(error)}",
+            )
+        poll_failures = 0
+        [state] = PollJobsResult.from_dict(polled).jobs
+        if state.state == "succeeded":
+            return state
+        if state.state == "failed":
+            if state.retryable and handle.attempt < handle.max_attempts:
+                try:
+                    handle = JobHandle.from_dict((yield start(handle.attempt + 1)))
+                except Exception as error:
+                    return JobState("", 0, "failed", reason=f"the worker did not start: {failure_reason(error)}")
+                continue
+            tries = f" (attempt {handle.attempt} of {handle.max_attempts})" if handle.attempt > 1 else ""
+            return replace(state, reason=f"{state.reason}{tries}")
+        if context.current_utc_datetime >= deadline:
+            reason = f"the worker did not finish within {handle.deadline_seconds} s"
+            try:
+                yield context.call_activity_with_retry(
+                    names.STOP_BACKUP_JOBS, POLL_RETRY, PollJobsRequest((handle,)).to_dict()
+                )
+            except Exception as error:
+                reason += f" and could not be stopped: {failure_reason(error)}"
+            return JobState(handle.job_id, handle.attempt, "failed", reason=reason)
+        context.set_custom_status(
+            {"phase": "storing the BACPAC", "database": request.database.name, "bytes": state.progress_bytes}
+        )

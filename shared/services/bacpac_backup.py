@@ -1,0 +1,171 @@
+"""The worker's use case for job kind ``bacpac-backup``: store a staging BACPAC in the repository.
+
+    resolve the passphrase -> open the repository -> a point tagged with this job id exists? report it
+    -> download the staging BACPAC (the worker's own identity; Azurite: its development account)
+    -> validate it (BacpacFile) -> backup_fileset(kind "bacpac") -> record the result
+
+Idempotent like the image job: the point carries ``job=<job id>``, so a re-run after a crash that
+got as far as saving the point reports it. Each BACPAC member is cut into content-defined chunks,
+so an unchanged table costs no new chunks: ``chunks_new``/``bytes_new`` in the result say what the
+session added.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from shared.core.clock import Clock, format_time
+from shared.core.errors import BulwarkError, ConfigError, SourceError, redact
+from shared.engine.fileset import backup_fileset
+from shared.repo.point import Point
+from shared.sources.bacpac import BacpacFile
+
+from .image_backup import JOB_TAG, find_job_point, is_retryable
+from .job_spec import JobSpec
+from .job_status import JobStatus, JobStatusStore
+from .ports import RepositoryOpener, SecretResolver
+
+__all__ = ["BacpacBackupJob", "BacpacDownloads", "BlobBacpacDownloads"]
+
+log = logging.getLogger(__name__)
+
+
+class BacpacDownloads(Protocol):
+    def download(self, url: str, target: Path) -> int:
+        """Copy the blob at ``url`` (no SAS) into ``target``; returns its size."""
+        ...
+
+
+class BacpacBackupJob:
+    def __init__(
+        self,
+        *,
+        secrets: SecretResolver,
+        repositories: RepositoryOpener,
+        downloads: BacpacDownloads,
+        status: JobStatusStore,
+        clock: Clock,
+        workers: int = 2,
+        scratch: Path | None = None,
+    ) -> None:
+        self._secrets = secrets
+        self._repositories = repositories
+        self._downloads = downloads
+        self._status = status
+        self._clock = clock
+        self._workers = workers
+        self._scratch = scratch
+
+    def run(self, spec: JobSpec) -> dict[str, Any]:
+        if spec.kind != "bacpac-backup" or spec.source.kind != "bacpac-blob":
+            raise ConfigError(f"job {spec.job_id} is not a BACPAC backup ({spec.kind}, {spec.source.kind})")
+        status = JobStatus(spec.job_id, spec.attempt, "running", self._now())
+        self._status.put(status)
+        try:
+            passphrase = self._secrets.resolve(spec.repository.passphrase)
+            repo = self._repositories.open(spec.repository.location, passphrase)
+            del passphrase
+            existing = find_job_point(repo, spec.job_id)
+            if existing is not None:
+                log.info("job %s: restore point %s exists already; reporting it", spec.job_id, existing.point_id)
+                result = _result(spec, existing, reused=True)
+            else:
+                with tempfile.TemporaryDirectory(prefix="bulwark-bacpac-", dir=self._scratch) as folder:
+                    path = Path(folder) / "export.bacpac"
+                    size = self._downloads.download(spec.source.snapshot_id, path)
+                    log.info("job %s: downloaded the staging BACPAC (%d bytes)", spec.job_id, size)
+                    with BacpacFile(path, source_id=spec.source.disk_id) as bacpac:
+                        tables = len(bacpac.tables())
+                        outcome = backup_fileset(
+                            repo,
+                            bacpac,
+                            kind="bacpac",
+                            tags={**spec.tags, JOB_TAG: spec.job_id},
+                            workers=self._workers,
+                        )
+                result = _result(spec, outcome.point, reused=False)
+                result.update(
+                    members=outcome.members,
+                    tables=tables,
+                    chunks=outcome.chunks,
+                    chunks_new=outcome.chunks_new,
+                    chunks_dedup=outcome.chunks_dedup,
+                    bacpac_bytes=size,
+                )
+        except BaseException as exc:
+            message = redact(str(exc)) if isinstance(exc, BulwarkError) else f"{type(exc).__name__}: {redact(str(exc))}"
+            code = exc.code if isinstance(exc, BulwarkError) else "unexpected"
+            self._status.put(
+                status.with_state("failed", self._now(), error=message, error_code=code, retryable=is_retryable(exc))
+            )
+            raise
+        self._status.put(
+            status.with_state("succeeded", self._now(), result=result, progress_bytes=result["bytes_read"])
+        )
+        return result
+
+    def _now(self) -> str:
+        return format_time(self._clock.now())
+
+
+def _result(spec: JobSpec, point: Point, *, reused: bool) -> dict[str, Any]:
+    stats: Mapping[str, Any] = point.stats or {}
+    size = sum(m.size for m in point.files.members) if point.files is not None else 0
+    return {
+        "job_id": spec.job_id,
+        "kind": "bacpac",
+        "repository": spec.repository.location,
+        "point_id": point.point_id,
+        "time": point.time,
+        "reused": reused,
+        "parent_point_id": None,
+        "incremental": False,
+        "database_id": spec.source.disk_id,
+        "blob": spec.source.snapshot_id,
+        "size_bytes": size,
+        "bytes_read": int(stats.get("bytes_read", 0)),
+        "bytes_new": int(stats.get("bytes_new", 0)),
+        "bytes_stored": int(stats.get("bytes_stored", 0)),
+        "duration_s": float(stats.get("duration_s", 0.0)),
+    }
+
+
+_EMULATOR_ACCOUNT = "devstoreaccount1"
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class BlobBacpacDownloads:
+    """Reads staging BACPACs with the worker's managed identity (Azurite on loopback: the emulator's
+    well-known development account, as the job-status table does)."""
+
+    def __init__(self, *, client_id: str | None = None) -> None:
+        self._client_id = client_id
+
+    def download(self, url: str, target: Path) -> int:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        from azure.storage.blob import BlobClient
+
+        from shared.worker.table_status import _EMULATOR_KEY
+
+        parts = urlsplit(url)
+        credential: Any
+        if (parts.hostname or "") in _LOOPBACK and unquote(parts.path).strip("/").split("/")[0] == _EMULATOR_ACCOUNT:
+            from azure.core.credentials import AzureNamedKeyCredential
+
+            credential = AzureNamedKeyCredential(_EMULATOR_ACCOUNT, _EMULATOR_KEY)
+        else:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential(managed_identity_client_id=self._client_id)
+        try:
+            with BlobClient.from_blob_url(url, credential=credential) as blob, target.open("wb") as out:
+                return int(blob.download_blob(max_concurrency=2).readinto(out))
+        except ResourceNotFoundError:
+            raise SourceError(f"the staging BACPAC {url} is gone", hint="the session's export must run again") from None
+        except AzureError as exc:
+            raise SourceError(f"could not read the staging BACPAC {url}: {redact(str(exc).splitlines()[0])}") from None
