@@ -1,12 +1,18 @@
 """The one error tree of Bulwark.
 
 Everything ``shared/`` raises on purpose is a :class:`BulwarkError`. Each class carries a stable
-``code`` (for logs and HTTP bodies), an ``exit_code`` (for the CLI, documented in the README) and
-a ``hint``: what the user should do next. Adapters translate SDK exceptions into these once, at the
-boundary, with ``raise ... from exc``; nothing above an adapter sees an SDK exception.
+``code`` (for logs and HTTP bodies), an ``exit_code`` (for the CLI, listed in ``bulwark --help``)
+and a ``hint``: what the user should do next. Adapters translate SDK exceptions into these once,
+at the boundary, with ``raise ... from exc``; nothing above an adapter sees an SDK exception.
 
     BulwarkError
-    ├── UsageError                    bad input from a person or a caller (exit 2)
+    ├── UsageError                    bad input from a person or a caller (exit 2; HTTP 4xx)
+    │   ├── InvalidDocumentError      a JSON document breaks its schema; carries FieldProblems (HTTP 400)
+    │   │   └── PolicyValidationError a backup policy is malformed or inconsistent
+    │   ├── PolicyNotFoundError       no policy has this id (HTTP 404)
+    │   ├── PolicyExistsError         create() of an id that is taken (HTTP 409)
+    │   ├── PolicyConflictError       the policy changed since it was read: stale ETag (HTTP 412)
+    │   └── SessionNotFoundError      no backup session has this id (HTTP 404)
     ├── ConfigError                   missing or invalid settings (exit 3)
     ├── StorageError                  the blob store failed (exit 4)
     │   ├── BlobNotFoundError
@@ -21,34 +27,68 @@ boundary, with ``raise ... from exc``; nothing above an adapter sees an SDK exce
     │   ├── PointNotFoundError
     │   └── IntegrityError            stored data fails authentication or structure checks (exit 6)
     ├── WrongKeyError                 no key slot opens with the given secret (exit 7)
-    └── SourceError                   the data being backed up cannot be read (exit 8)
+    ├── SourceError                   the data being backed up cannot be read (exit 8)
+    │   ├── SnapshotAccessError       a SAS was refused: expired, revoked or never granted
+    │   ├── UnsupportedDiskError      the disk's format cannot be read (VHDX, not a fixed VHD)
+    │   ├── SqlExportRefusedError     BACPAC cannot export this database (pre-flight check)
+    │   └── SqlExportFailedError      the export service ran and failed (firewall, 20-hour limit, storage)
+    └── AzureApiError                 an Azure management call failed (exit 9)
+        ├── AzureResourceNotFoundError   an id names nothing
+        │   └── ResourceGroupNotFoundError
+        ├── AzureAuthError            the identity is unknown or lacks a role
+        ├── WrongRegionError          a resource is in another region than the operation needs
+        ├── AzureConflictError        the resource's state forbids the operation (409)
+        ├── AzureOperationFailedError a long-running operation ended Failed or Canceled
+        └── TransientAzureError       5xx, timeouts, connection resets: may succeed when retried
+            └── ThrottledError        429 after the client's own retries; carries retry_after
 
-Messages never contain secrets: SAS signatures, account keys and passphrases are redacted by
+Messages never contain secrets: SAS signatures, account keys and passwords are redacted by
 :func:`redact` before they reach an exception.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 __all__ = [
+    "AzureApiError",
+    "AzureAuthError",
+    "AzureConflictError",
+    "AzureOperationFailedError",
+    "AzureResourceNotFoundError",
     "BlobExistsError",
     "BlobNotFoundError",
     "BulwarkError",
     "ConfigError",
+    "FieldProblem",
     "IntegrityError",
+    "InvalidDocumentError",
     "LeaseHeldError",
     "PointNotFoundError",
+    "PolicyConflictError",
+    "PolicyExistsError",
+    "PolicyNotFoundError",
+    "PolicyValidationError",
     "RepositoryError",
     "RepositoryExistsError",
     "RepositoryLockedError",
     "RepositoryNotFoundError",
+    "ResourceGroupNotFoundError",
+    "SessionNotFoundError",
+    "SnapshotAccessError",
     "SourceError",
+    "SqlExportFailedError",
+    "SqlExportRefusedError",
     "StorageAuthError",
     "StorageError",
+    "ThrottledError",
+    "TransientAzureError",
     "TransientStorageError",
+    "UnsupportedDiskError",
     "UsageError",
     "WrongKeyError",
+    "WrongRegionError",
     "redact",
 ]
 
@@ -143,41 +183,6 @@ class SourceError(BulwarkError):
     exit_code = 8
 
 
-_SECRET_PATTERNS = (
-    # SAS signature and other signed query values
-    (re.compile(r"(?i)\b(sig|se|skoid|sktid|skt|ske|sks|skv)=[^&\s'\"]+"), r"\1=REDACTED"),
-    # account keys in connection strings
-    (re.compile(r"(?i)(AccountKey|SharedAccessSignature)=[^;\s'\"]+"), r"\1=REDACTED"),
-    # passwords in connection strings
-    (re.compile(r"(?i)(Password|Pwd)=[^;\s'\"]+"), r"\1=REDACTED"),
-)
-
-
-def redact(text: str) -> str:
-    """Remove secrets (SAS signatures, account keys, passwords) from text meant for people."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-# -- Azure control plane and sources (appended) ----------------------------------------------------
-#
-#     BulwarkError
-#     ├── SourceError
-#     │   ├── SnapshotAccessError       a SAS was refused: expired, revoked or never granted (exit 8)
-#     │   ├── UnsupportedDiskError      the disk's format cannot be read (VHDX, not a fixed VHD)
-#     │   └── SqlExportRefusedError     BACPAC cannot export this database (pre-flight check)
-#     └── AzureApiError                 an Azure management call failed (exit 9)
-#         ├── AzureResourceNotFoundError   an id names nothing
-#         │   └── ResourceGroupNotFoundError
-#         ├── AzureAuthError            the identity is unknown or lacks a role
-#         ├── WrongRegionError          a resource is in another region than the operation needs
-#         ├── AzureConflictError        the resource's state forbids the operation (409)
-#         ├── AzureOperationFailedError a long-running operation ended Failed or Canceled
-#         └── TransientAzureError       5xx, timeouts, connection resets: may succeed when retried
-#             └── ThrottledError        429 after the client's own retries; carries retry_after
-
-
 class SnapshotAccessError(SourceError):
     code = "snapshot_access"
 
@@ -188,6 +193,10 @@ class UnsupportedDiskError(SourceError):
 
 class SqlExportRefusedError(SourceError):
     code = "sql_export_refused"
+
+
+class SqlExportFailedError(SourceError):
+    code = "sql_export_failed"
 
 
 class AzureApiError(BulwarkError):
@@ -235,37 +244,7 @@ class ThrottledError(TransientAzureError):
         self.retry_after = retry_after
 
 
-__all__ += [
-    "AzureApiError",
-    "AzureAuthError",
-    "AzureConflictError",
-    "AzureOperationFailedError",
-    "AzureResourceNotFoundError",
-    "ResourceGroupNotFoundError",
-    "SnapshotAccessError",
-    "SqlExportRefusedError",
-    "ThrottledError",
-    "TransientAzureError",
-    "UnsupportedDiskError",
-    "WrongRegionError",
-]
-
-
-# -- Policies and the catalog (appended) -----------------------------------------------------------
-#
-#     BulwarkError
-#     └── UsageError
-#         ├── InvalidDocumentError      a JSON document breaks its schema; carries FieldProblems (HTTP 400)
-#         │   └── PolicyValidationError a backup policy is malformed or inconsistent
-#         ├── PolicyNotFoundError       no policy has this id (HTTP 404)
-#         ├── PolicyExistsError         create() of an id that is taken (HTTP 409)
-#         ├── PolicyConflictError       the policy changed since it was read: stale ETag (HTTP 412)
-#         └── SessionNotFoundError      no backup session has this id (HTTP 404)
-
-from dataclasses import dataclass as _dataclass  # noqa: E402 - appended section
-
-
-@_dataclass(frozen=True)
+@dataclass(frozen=True)
 class FieldProblem:
     """One thing wrong with one field of a document: where, what, and how to fix it.
 
@@ -351,26 +330,18 @@ class SessionNotFoundError(UsageError):
         self.session_id = session_id
 
 
-__all__ += [
-    "FieldProblem",
-    "InvalidDocumentError",
-    "PolicyConflictError",
-    "PolicyExistsError",
-    "PolicyNotFoundError",
-    "PolicyValidationError",
-    "SessionNotFoundError",
-]
+_SECRET_PATTERNS = (
+    # SAS signature and other signed query values
+    (re.compile(r"(?i)\b(sig|se|skoid|sktid|skt|ske|sks|skv)=[^&\s'\"]+"), r"\1=REDACTED"),
+    # account keys in connection strings
+    (re.compile(r"(?i)(AccountKey|SharedAccessSignature)=[^;\s'\"]+"), r"\1=REDACTED"),
+    # passwords in connection strings
+    (re.compile(r"(?i)(Password|Pwd)=[^;\s'\"]+"), r"\1=REDACTED"),
+)
 
 
-# -- SQL export (appended) -------------------------------------------------------------------------
-#
-#     BulwarkError
-#     └── SourceError
-#         └── SqlExportFailedError      the export service ran and failed (firewall, 20-hour limit, storage)
-
-
-class SqlExportFailedError(SourceError):
-    code = "sql_export_failed"
-
-
-__all__ += ["SqlExportFailedError"]
+def redact(text: str) -> str:
+    """Remove secrets (SAS signatures, account keys, passwords) from text meant for people."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
