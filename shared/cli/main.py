@@ -23,7 +23,7 @@ exit codes:
   1  internal error (please report)   6  damaged data found (verify) or refused (restore)
   2  bad usage or input               7  wrong passphrase
   3  configuration                    8  the source cannot be read
-  4  storage unreachable or refused    9  an Azure management call failed
+  4  storage unreachable or refused   9  an Azure management call failed
 
 environment:
   BULWARK_REPO       default for --repo
