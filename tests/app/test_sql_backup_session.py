@@ -348,6 +348,9 @@ def test_no_secret_in_history_status_outputs_http_or_logs(scenario: Scenario) ->
         ),
         "HTTP answers": b"\n".join(scenario.http_bodies),
         "app logs (with the workers' output)": "\n".join(scenario.logs).encode(),
+        "simulator log": b"".join(
+            p.read_bytes() for p in Path(scenario.stack.state_dir).rglob("*.log") if p.stat().st_size < 50_000_000
+        ),
     }
     assert len(haystacks["runtime state (history, inputs, outputs, custom status)"]) > 10_000
     assert any("saved point" in line for line in scenario.logs)
