@@ -1,11 +1,11 @@
-"""Pure helpers of the app demo (scripts/demo_app.py); the demo itself is `make demo`."""
+"""Pure helpers of the demo (scripts/demo.py); the demo itself is `make demo`."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from scripts.demo_app import (
+from scripts.demo import (
     MIB,
     POLICY_ID,
     listening_url,
