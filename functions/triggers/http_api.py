@@ -36,7 +36,7 @@ from functions import names
 from functions.triggers.openapi import openapi_document
 from shared.core.clock import SystemClock
 from shared.core.errors import BulwarkError, ConfigError, UsageError
-from shared.services.api import Answer, PolicyApi, SessionApi, error_answer
+from shared.services.api import Answer, PolicyApi, SessionApi, UnsupportedMediaTypeError, error_answer
 from shared.services.messages import ON_DEMAND, SessionRequest
 from shared.wiring import services
 
@@ -187,6 +187,11 @@ def _body(req: func.HttpRequest) -> dict[str, Any]:
     raw = req.get_body()
     if not raw or not raw.strip():
         return {}
+    media = (req.headers.get("Content-Type") or "application/json").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaTypeError(
+            f"the body is '{media}', not JSON", hint='send Content-Type: application/json and {"image_level": true}'
+        )
     try:
         body = json.loads(raw)
     except ValueError:

@@ -302,6 +302,7 @@ def _paths() -> dict[str, Any]:
                     },
                     "400": _error("BadRequest"),
                     "404": _error("NotFound"),
+                    "415": _error("UnsupportedMediaType"),
                     **common,
                 },
             },

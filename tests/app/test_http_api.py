@@ -76,6 +76,7 @@ def policy_ids(host: LocalFunctionsHost) -> list[tuple[str, str]]:
     status, _, listing = send(f"{host.base_url}/api/policies")
     assert status == 200, listing
     assert listing["count"] == len(listing["policies"])
+    conforms(listing, "PolicyList")
     return [(item["policy"]["id"], item["etag"]) for item in listing["policies"]]
 
 
@@ -95,8 +96,16 @@ def with_changes(base: dict[str, Any], policy_id: str, **changes: Any) -> dict[s
     return document
 
 
+def conforms(body: Any, schema: str) -> None:
+    """``body`` is what the OpenAPI description says the API answers (``components.schemas[schema]``)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    root = {"$ref": f"#/components/schemas/{schema}", "components": openapi_document()["components"]}
+    jsonschema.Draft202012Validator(root).validate(body)
+
+
 def assert_error(status: int, body: Any, expected: int, field: str | None) -> None:
     assert status == expected, body
+    conforms(body, "Error")
     error = body["error"]
     assert error["code"] and error["message"] and error["hint"], body
     assert body["code"] == error["code"]  # the first version's fields, kept for its clients
@@ -120,6 +129,7 @@ def test_policy_crud_with_etags(api: tuple[LocalFunctionsHost, dict[str, Any]]) 
     status, headers, created = send(url, "POST", document)
     assert status == 201, created
     assert created["id"] == "api-crud" and created["snapshots"] == {"keep": 1}
+    conforms(created, "Policy")
     assert headers["Location"] == "/api/policies/api-crud"
     first = headers["ETag"]
 
@@ -302,6 +312,8 @@ def test_malformed_policies_and_requests_are_refused_and_nothing_is_stored(
         ),
         ("GET", f"{host.base_url}/api/sessions/no-such-session", None, None, {}, 404, None),
         ("POST", f"{url}/no-such-policy/run", None, None, {}, 404, None),
+        ("POST", f"{url}/api-kept/run", None, b"image_level=true", {"Content-Type": "text/plain"}, 415, None),
+        ("POST", f"{url}/api-kept/run", {"image_level": "yes"}, None, {}, 400, None),
     ]
     assert len(cases) >= 30
     for method, target, body, raw, headers, expected, field in cases:
@@ -375,6 +387,7 @@ def test_sessions_and_points_come_from_the_catalog(
     assert [s["session_id"] for s in listing["sessions"]] == [newest.session_id, middle.session_id, oldest.session_id]
     assert listing["sessions"][1]["status"] == "Warning"
     assert listing["sessions"][0]["resources"][0]["bytes_read"] == 3000
+    conforms(listing, "SessionList")
 
     since, until = quote((T0 + dt.timedelta(hours=1)).isoformat()), quote((T0 + dt.timedelta(days=2)).isoformat())
     status, _, listing = send(f"{base}?policy={CATALOG_POLICY}&since={since}&until={until}")
@@ -385,11 +398,13 @@ def test_sessions_and_points_come_from_the_catalog(
     status, _, detail = send(f"{base}/{quote(oldest.session_id)}")
     assert status == 200, detail
     assert detail["runtime_status"] is None  # no orchestration: only the catalog knows it
+    conforms(detail, "SessionDetail")
     assert detail["catalog"]["session_id"] == oldest.session_id and detail["catalog"]["status"] == "Success"
 
     vm = quote(vm_id(stack, "web-1"), safe="")
     status, _, points = send(f"{host.base_url}/api/points?resource={vm}")
     assert status == 200 and [p["point_id"] for p in points["points"]] == ["p2", "p1", "p0"], points
+    conforms(points, "PointList")
     status, _, points = send(f"{host.base_url}/api/points?resource={vm}&kind=image")
     assert [p["point_id"] for p in points["points"]] == ["p2"] and points["points"][0]["kind"] == "image"
     status, _, points = send(f"{host.base_url}/api/points?resource={vm.upper().replace('%2F', '%2F')}&limit=1")
@@ -407,11 +422,13 @@ def test_a_run_shows_live_status_then_the_catalog_record(api: tuple[LocalFunctio
 
     status, _, started = send(f"{host.base_url}/api/policies/api-run/run", "POST")
     assert status == 202 and started["id"].startswith("api-run@run-"), started
+    conforms(started, "CheckStatus")
     finished = wait_session(host, started["id"])
     assert finished["runtime_status"] == "Completed"
     assert finished["output"]["status"] == "Warning"  # the group has no VMs
     assert finished["catalog"]["session_id"] == started["id"]
     assert finished["catalog"]["status"] == "Warning" and finished["catalog"]["trigger"] == "on_demand"
+    conforms(finished, "SessionDetail")
 
     status, _, listing = send(f"{host.base_url}/api/sessions?policy=api-run")
     assert status == 200 and [s["session_id"] for s in listing["sessions"]] == [started["id"]]
