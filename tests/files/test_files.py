@@ -188,7 +188,7 @@ def test_reading_a_20_mib_file_fetches_about_its_own_blocks(setup: Setup) -> Non
     file_blocks = -(-entry.size // reader.block_size)
     # everything: partition table, superblock, inodes, folders, the file's data and the span map
     assert reader.blocks_fetched <= 2 * file_blocks, (reader.blocks_fetched, file_blocks)
-    print(f"blocks fetched {reader.blocks_fetched} for a file of {file_blocks} blocks")
+    print(f"blocks fetched {reader.blocks_fetched} in {reader.requests} requests for a file of {file_blocks} blocks")
 
 
 def test_unknown_path_is_a_usage_error_naming_it(setup: Setup, tmp_path: Path) -> None:
