@@ -71,13 +71,12 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
             found = yield context.call_activity_with_retry(
                 names.DISCOVER_SQL_DATABASES, DISCOVER_RETRY, DiscoverRequest(request.policy_id, session_id).to_dict()
             )
-        except Exception as error:
-            plan = None
+        except Exception as error:  # the VMs are still backed up; the session fails with the reason
             reason = f"discovery of SQL databases failed: {failure_reason(error)}"
         else:
             sql = SqlPlan.from_dict(found)
-    if plan is not None and not plan.vms and not (sql and sql.databases):
-        reason = "the policy's scope selects no VM" + (" or SQL database" if sql is not None else "")
+    if plan is not None and sql is not None and not plan.vms and not sql.databases:
+        reason = "the policy's scope selects no VM or SQL database"
 
     results: list[ResourceResult] = []
     image_level = bool(plan and request.image_level and plan.image_level_enabled)
@@ -129,6 +128,8 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
         results = [done[i] for i in sorted(done)]
 
     status = RESULT_SUCCESS if plan is not None and children else (RESULT_WARNING if plan else RESULT_FAILED)
+    if plan is not None and sql is None:
+        status = RESULT_FAILED  # SQL discovery failed (reason says so)
     for result in results:
         status = worse(status, result.status)
     record = SessionRecord(
