@@ -27,6 +27,10 @@ paths:
                      (one readable partition, or a file system on the whole disk)
 
 file systems: ext2, ext3 and ext4; NTFS. Partition tables: GPT and MBR.
+`files get POINT p1:/ --out DIR` extracts a whole partition as DIR/p1 (DIR/disk without a table).
+
+exit codes: 2 no such path or partition, or DIR/NAME exists; 6 a damaged block in the
+repository; 8 a file system Bulwark cannot read (the message says what was found).
 """
 
 
@@ -165,6 +169,7 @@ def get_cmd(args: argparse.Namespace) -> int:
         "point": disk.reader.point_id,
         "source": args.path,
         "blocks_fetched": disk.reader.blocks_fetched,
+        "requests": disk.reader.requests,
     }
     if args.json:
         emit_json(doc)
