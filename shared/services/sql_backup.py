@@ -20,7 +20,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable
 from typing import Protocol
 
 from shared.azure.model import BacpacLocation, Secret, Selection, SqlDatabaseInfo, SqlLogin
@@ -152,9 +151,8 @@ class SqlPolicies:
             return SecretRef("keyvault", vault=self._key_vault, name=login.key_vault_secret)
         raise ConfigError(f"policy '{policy.id}': sql.login names a Key Vault secret but the app has no Key Vault")
 
-    def repository_plan(self, policy: Policy) -> tuple[RepositoryRef, Callable[[str], str]]:
-        plan = plan_of(policy, subscription_id=self._subscription, key_vault=self._key_vault)
-        return plan.repository, plan.worker_region
+    def repository(self, policy: Policy) -> RepositoryRef:
+        return plan_of(policy, subscription_id=self._subscription, key_vault=self._key_vault).repository
 
     @property
     def subscription_id(self) -> str:
@@ -280,7 +278,8 @@ class ExportBacpac:
 
 
 class BacpacJobs:
-    """Start the worker that stores a staging BACPAC in the repository (job kind ``bacpac-backup``)."""
+    """Start the worker that stores a staging BACPAC in the repository (job kind ``bacpac-backup``),
+    in the region of the staging server (staging mode) or of the source database, as the seed says."""
 
     def __init__(
         self,
@@ -299,7 +298,7 @@ class BacpacJobs:
 
     def start(self, request: StartBacpacJobRequest) -> JobHandle:
         policy = self._policies.policy(request.policy_id)
-        repository, region_of = self._policies.repository_plan(policy)
+        repository = self._policies.repository(policy)
         database = request.database
         job_id = job_id_for(request.session_id, database.database_id)
         spec = JobSpec(
@@ -319,7 +318,7 @@ class BacpacJobs:
             },
         )
         self._status.put(JobStatus(job_id, request.attempt, "pending", format_time(self._clock.now())))
-        region = region_of(request.worker_location)
+        region = request.worker_location  # the seed: where the staging server or the source database is
         worker = self._launcher.launch(
             name=worker_name(job_id, request.attempt), job_json=spec.to_json(), location=region
         )
