@@ -3,15 +3,19 @@
 1. start the local stack (Azurite + the Azure simulator) and the local Functions runtime as a real
    process (``python -m bulwark_local.runtime --app function_app``) with a generated function key,
    all in a temporary work directory that is removed at the end (also on failure or Ctrl-C);
-2. ``bulwark-sim seed demo``: VMs with ext4 disks in two resource groups, one on an unmanaged VHD;
-3. ``bulwark repo init`` (the passphrase lives in a 0600 file; the policy names the file), a
-   policy over both resource groups, a full image-level session started over HTTP, its custom
-   status polled until it ends;
-4. guest writes and a trim with ``bulwark-sim guest``, then an incremental session;
+2. ``bulwark-sim seed demo``: VMs with ext4 disks in two resource groups (one on an unmanaged VHD)
+   and SQL databases;
+3. ``bulwark repo init`` (the passphrase and the SQL login's password live in 0600 files; the policy
+   names the files), a policy over both resource groups through ``POST /api/policies``, a full
+   session started over HTTP, its custom status polled until it ends;
+4. guest writes and a trim with ``bulwark-sim guest``, rows changed with ``bulwark-sim sql change``,
+   then an incremental session;
 5. ``bulwark restore-image`` of one disk's points, compared byte for byte with ``bulwark-sim guest
-   read`` of the snapshot each point was made from, ``e2fsck -n`` of the restores, and
-   ``bulwark verify --read-data``;
-6. a report per session and resource from the catalog, and a table of checks.
+   read`` of the snapshot each point was made from, ``e2fsck -n`` of the restores;
+   ``bulwark restore-bacpac`` of the changed database, compared member by member with a fresh
+   export; ``bulwark verify --read-data``;
+6. a report per session, resource and disk from the catalog (``GET /api/sessions/{id}``) and the
+   workers' results, and a table of checks.
 
 It exits 0 only when every check passes.
 """
@@ -37,16 +41,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bulwark_local.simulator.seed import DEMO_SQL_LOGIN, DEMO_SQL_PASSWORD
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from scripts.demo_sql import bacpac_differences, export_reference, is_sql, member_count
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POLICY_ID = "demo-estate"
 DEMO_GROUPS = ("bulwark-demo-app", "bulwark-demo-data")
 WORKER_GROUP = "bulwark-demo-workers"
 CHANGED_VM = "app-01"
+CHANGED_DATABASE = "sales"
+CHANGED_ROWS = 25
 UNMANAGED_VM = "legacy-01"
 MIB = 1 << 20
 E2FSCK = Path("/usr/sbin/e2fsck")
@@ -139,11 +148,15 @@ def snapshot_label(snapshot_id: str | None, disk_id: str) -> str:
     return "…" + name[len(prefix) :] if name.startswith(prefix) else name
 
 
-def policy_document(subscription_id: str, location: str, repository: Path, secret: Path) -> dict[str, Any]:
-    """Every VM of the demo resource groups; image-level backup on; the passphrase by file reference."""
-    return {
+def policy_document(
+    subscription_id: str, location: str, repository: Path, secret: Path, sql_secret: Path | None = None
+) -> dict[str, Any]:
+    """Every VM (and, with ``sql_secret``, every SQL database) of the demo resource groups; image-level
+    backup on; the passphrase and the SQL login's password by file reference."""
+    groups = [f"/subscriptions/{subscription_id}/resourceGroups/{g}" for g in DEMO_GROUPS]
+    document: dict[str, Any] = {
         "id": POLICY_ID,
-        "scope": {"resource_groups": [f"/subscriptions/{subscription_id}/resourceGroups/{g}" for g in DEMO_GROUPS]},
+        "scope": {"resource_groups": groups},
         "schedule": {"time_zone": "UTC", "daily": {"times": ["03:00"]}},
         "snapshots": {"keep": 2},
         "image_backup": {
@@ -155,6 +168,10 @@ def policy_document(subscription_id: str, location: str, repository: Path, secre
         "encryption": {"passphrase": {"file": str(secret)}},
         "concurrency": {"resources_in_flight": 2, "workers_in_flight": 2},
     }
+    if sql_secret is not None:
+        document["scope"]["kinds"] = ["vm", "sql_database"]
+        document["sql"] = {"retention": {"days": 7}, "mode": "direct", "login": {"file": str(sql_secret)}}
+    return document
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -377,6 +394,14 @@ def resource_named(run: SessionRun, name: str) -> dict[str, Any]:
     raise DemoError(f"the session output has no VM {name}")
 
 
+def secret_file(path: Path, value: str) -> Path:
+    """``value`` in a new file only its owner can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return path
+
+
 def guest_read(sim: list[str | Path], disk_or_snapshot: str, out: Path) -> Path:
     run([*sim, "guest", "read", disk_or_snapshot, "--out", out])
     return out
@@ -390,22 +415,25 @@ def session_checks(run: SessionRun, incremental: bool) -> list[Check]:
     output, status = run.output, run.status
     resources = output.get("resources", [])
     disks = [d for r in resources for d in r.get("disks", [])]
+    vm_disks = [d for r in resources if not is_sql(str(r.get("resource_id", ""))) for d in r.get("disks", [])]
+    databases = sum(1 for r in resources if is_sql(str(r.get("resource_id", ""))))
     bad = [f"{r.get('name')}: {r.get('status')} {'; '.join(r.get('reasons', []))}" for r in resources]
     bad = [b for b, r in zip(bad, resources, strict=True) if r.get("status") != "Success"]
     checks = [
         Check(
             f"{run.label}: session Success",
             status.get("runtime_status") == "Completed" and output.get("status") == "Success" and not bad,
-            f"{len(resources)} VMs, {len(disks)} disks in {run.seconds:.1f} s" + (f"; {', '.join(bad)}" if bad else ""),
+            f"{len(resources) - databases} VMs ({len(vm_disks)} disks), {databases} databases in {run.seconds:.1f} s"
+            + (f"; {', '.join(bad)}" if bad else ""),
         ),
         Check(
-            f"{run.label}: every disk has a snapshot and a repository point",
+            f"{run.label}: every disk and database has a snapshot or export and a repository point",
             bool(disks) and all(d.get("snapshot_id") and d.get("point_id") for d in disks),
             f"{sum(1 for d in disks if d.get('point_id'))} points",
         ),
         Check(
             f"{run.label}: {'incremental' if incremental else 'full'} image-level backups",
-            bool(disks) and all(bool(d.get("incremental")) == incremental for d in disks),
+            bool(vm_disks) and all(bool(d.get("incremental")) == incremental for d in vm_disks),
         ),
     ]
     last = run.progress_seen[-1] if run.progress_seen else {}
@@ -444,9 +472,7 @@ def demo(work: Path, stopper: ExitStack) -> tuple[list[SessionRun], list[dict[st
     secrets_dir = work / "secrets"
     secrets_dir.mkdir(mode=0o700)
     secret = secrets_dir / "repo.passphrase"
-    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(24) + "\n")
+    secret_file(secret, secrets.token_urlsafe(24))
     repository = work / "repository"
     bulwark: list[str | Path] = [bulwark_exe]
     repo_args: list[str | Path] = ["--repo", repository, "--password-file", secret]
@@ -461,10 +487,11 @@ def demo(work: Path, stopper: ExitStack) -> tuple[list[SessionRun], list[dict[st
     status, _ = Api(url, "wrong-key").call("sessions/none")
     checks.append(Check("HTTP API refuses a wrong function key", status == 401, f"answered {status}"))
 
-    step(f"policy '{POLICY_ID}' over every VM in {', '.join(DEMO_GROUPS)}")
-    document = policy_document(stack.subscription_id, stack.location, repository, secret)
+    step(f"policy '{POLICY_ID}' over every VM and SQL database in {', '.join(DEMO_GROUPS)}")
+    sql_secret = secret_file(secrets_dir / "sql.password", DEMO_SQL_PASSWORD)
+    note(f"SQL: BACPAC export (direct); the login's password in a 0600 file too ({sql_secret.name})")
+    document = policy_document(stack.subscription_id, stack.location, repository, secret, sql_secret)
     checks += create_policy(api, document)
-    note("[yellow]VMs only[/]: this demo does not back up the SQL databases of the estate yet")
 
     step("full session, on demand: POST /api/policies/demo-estate/run")
     full = run_session(api, "full session")
@@ -493,6 +520,14 @@ def demo(work: Path, stopper: ExitStack) -> tuple[list[SessionRun], list[dict[st
         run([*sim, "guest", "write", vhd, "--offset", str(vhd_write[0]), "--length", str(vhd_write[1]), "--random"])
         note(f"wrote {size_text(vhd_write[1])} of random bytes at {vhd_write[0] // MIB} MiB")
 
+    database = next((r for r in full.output.get("resources", []) if r.get("name") == CHANGED_DATABASE), None)
+    if database is None:
+        raise DemoError(f"the full session did not back up the SQL database {CHANGED_DATABASE}")
+    database_id = str(database["resource_id"])
+    step(f"database changes: bulwark-sim sql change {CHANGED_DATABASE} --rows {CHANGED_ROWS}")
+    changed_text = run([*sim, "sql", "change", database_id, "--rows", str(CHANGED_ROWS)]).strip()
+    note(changed_text.splitlines()[-1] if changed_text else f"{CHANGED_ROWS} rows rewritten in one table")
+
     step("incremental session: POST /api/policies/demo-estate/run")
     incremental = run_session(api, "incremental session")
     checks += session_checks(incremental, incremental=True)
@@ -518,10 +553,10 @@ def demo(work: Path, stopper: ExitStack) -> tuple[list[SessionRun], list[dict[st
                 f"{size_text(vhd_after.get('bytes_read', 0))} read for {size_text(vhd_write[1])} written",
             )
         )
-    untouched = [d for i, d in disks_of(incremental).items() if i not in (disk_id, vhd)]
+    untouched = [d for i, d in disks_of(incremental).items() if i not in (disk_id, vhd) and not is_sql(i)]
     checks.append(
         Check(
-            "incremental: untouched disks read nothing",
+            "incremental: untouched VM disks read nothing",
             all(d["bytes_read"] == 0 for d in untouched),
             f"{len(untouched)} disks, {size_text(sum(d['bytes_read'] for d in untouched))} read",
         )
@@ -547,6 +582,9 @@ def demo(work: Path, stopper: ExitStack) -> tuple[list[SessionRun], list[dict[st
         )
     )
 
+    step(f"restoring {CHANGED_DATABASE}'s BACPAC points: bulwark restore-bacpac, against a fresh export")
+    checks += bacpac_checks(stack, work, bulwark, repo_args, full, incremental, database_id)
+
     step("bulwark verify --read-data")
     try:
         run([*bulwark, "verify", "--read-data", *repo_args])
@@ -561,6 +599,44 @@ def demo(work: Path, stopper: ExitStack) -> tuple[list[SessionRun], list[dict[st
     catalog = read_catalog(api, stack, [full, incremental])
     checks += catalog_checks(api, [full, incremental], catalog)
     return [full, incremental], catalog, checks
+
+
+def bacpac_checks(
+    stack: Any,
+    work: Path,
+    bulwark: list[str | Path],
+    repo_args: list[str | Path],
+    full: SessionRun,
+    incremental: SessionRun,
+    database_id: str,
+) -> list[Check]:
+    """The database's latest BACPAC point restores with every member identical to an export made now
+    (nothing changed it since that session); the change stored less than the first BACPAC."""
+    checks = []
+    before, after = disks_of(full).get(database_id, {}), disks_of(incremental).get(database_id, {})
+    reference = export_reference(
+        stack, database_id, DEMO_SQL_LOGIN, DEMO_SQL_PASSWORD, work / "images" / "reference.bacpac"
+    )
+    restored = work / "images" / "restored.bacpac"
+    run([*bulwark, "restore-bacpac", str(after.get("point_id")), restored, *repo_args])
+    differ = bacpac_differences(restored, reference)
+    checks.append(
+        Check(
+            f"{CHANGED_DATABASE}: restored BACPAC has every member of a fresh export",
+            not differ,
+            f"point {after.get('point_id')}, {member_count(reference)} members"
+            + (f"; differ: {', '.join(differ[:5])}" if differ else " (Origin.xml up to its identity and times)"),
+        )
+    )
+    checks.append(
+        Check(
+            f"{CHANGED_DATABASE}: the second BACPAC stored only what changed",
+            0 < after.get("bytes_stored", 0) < before.get("bytes_stored", 0) / 2,
+            f"{size_text(after.get('bytes_stored', 0))} stored of {size_text(after.get('bytes_read', 0))} read "
+            f"(first: {size_text(before.get('bytes_stored', 0))})",
+        )
+    )
+    return checks
 
 
 def read_catalog(api: Api, stack: Any, runs: list[SessionRun]) -> list[dict[str, Any]]:
@@ -600,19 +676,33 @@ def catalog_checks(api: Api, runs: list[SessionRun], recorded: list[dict[str, An
                 f"{document.get('status')}, {len(resources)} resources",
             )
         )
-    vms = [str(r["resource_id"]) for r in runs[-1].output.get("resources", [])]
-    counts = []
-    for vm in vms:
-        status, answer = api.call(f"points?{urllib.parse.urlencode({'resource': vm, 'kind': 'image'})}")
-        counts.append(answer.get("count", 0) if status == 200 and isinstance(answer, dict) else -status)
-    checks.append(
-        Check(
-            "GET /api/points: two image-level points per VM",
-            bool(vms) and all(c == len(runs) for c in counts),
-            ", ".join(f"{short_id(v)} {c}" for v, c in zip(vms, counts, strict=True)),
+    for kind, label in (("image", "image-level points per VM"), ("bacpac", "BACPAC points per database")):
+        ids = [
+            str(r["resource_id"])
+            for r in runs[-1].output.get("resources", [])
+            if is_sql(str(r["resource_id"])) == (kind == "bacpac")
+        ]
+        counts = []
+        for resource_id in ids:
+            query = urllib.parse.urlencode({"resource": resource_id, "kind": kind})
+            status, answer = api.call(f"points?{query}")
+            counts.append(answer.get("count", 0) if status == 200 and isinstance(answer, dict) else -status)
+        checks.append(
+            Check(
+                f"GET /api/points: {len(runs)} {label}",
+                bool(ids) and all(c == len(runs) for c in counts),
+                ", ".join(f"{short_id(v)} {c}" for v, c in zip(ids, counts, strict=True)),
+            )
         )
-    )
     return checks
+
+
+def job_kind(job: Mapping[str, Any]) -> str:
+    if not job:
+        return "-"
+    if job.get("kind") == "bacpac":
+        return "bacpac"
+    return "incremental" if job.get("incremental") else "full"
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:
@@ -632,7 +722,7 @@ def print_report(runs: list[SessionRun], catalog: list[dict[str, Any]], checks: 
             f"(catalog: session {recorded.get('session_id')})",
             title_justify="left",
         )
-        for column in ("VM / disk", "result", "snapshot", "point", "read", "stored", "time", "throughput"):
+        for column in ("resource / disk", "result", "snapshot", "point", "read", "stored", "time", "throughput"):
             if column in ("snapshot", "point"):
                 table.add_column(column, overflow="fold", min_width=33 if column == "point" else 26)
             else:
@@ -645,7 +735,11 @@ def print_report(runs: list[SessionRun], catalog: list[dict[str, Any]], checks: 
             table.add_row(
                 f"[bold]{short_id(resource.get('resource_id'))}[/]",
                 f"[{colour}]{status}[/]" + (f" {resource['reason']}" if resource.get("reason") else ""),
-                f"{len(resource.get('snapshot_ids', []))} disk snapshot(s)",
+                (
+                    "BACPAC export"
+                    if is_sql(str(resource.get("resource_id", "")))
+                    else f"{len(resource.get('snapshot_ids', []))} disk snapshot(s)"
+                ),
                 "\n".join(str(p) for p in resource.get("point_ids", [])) or "-",
                 size_text(resource.get("bytes_read", 0)),
                 size_text(resource.get("bytes_stored", 0)),
@@ -658,8 +752,8 @@ def print_report(runs: list[SessionRun], catalog: list[dict[str, Any]], checks: 
                 took = job.get("duration_s")
                 table.add_row(
                     f"  {short_id(disk_id)}",
-                    ("incremental" if job.get("incremental") else "full") if job else "-",
-                    snapshot_label(snapshot_id, disk_id),
+                    job_kind(job),
+                    "the database itself" if snapshot_id == disk_id else snapshot_label(snapshot_id, disk_id),
                     str(job.get("point_id", "-")),
                     size_text(job.get("bytes_read", 0)),
                     size_text(job.get("bytes_stored", 0)),
@@ -668,9 +762,9 @@ def print_report(runs: list[SessionRun], catalog: list[dict[str, Any]], checks: 
                 )
         console.print(table)
     console.print(
-        "[dim]read: bytes read from the snapshot (only changed ranges when incremental); stored: new bytes "
-        "in the repository (compressed, encrypted); time: the worker's transfer time for the disk; point: the "
-        "catalog's image-level point per VM, the repository's point per disk.[/]"
+        "[dim]read: bytes read from the snapshot (only changed ranges when incremental) or the BACPAC; "
+        "stored: new bytes in the repository (compressed, encrypted); time: the worker's transfer time; "
+        "point: the catalog's point per resource, the repository's point per disk or BACPAC.[/]"
     )
     table = Table(title="Checks", title_justify="left")
     for column in ("check", "result", "detail"):

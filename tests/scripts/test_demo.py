@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 from scripts.demo import (
@@ -16,6 +17,7 @@ from scripts.demo import (
     snapshot_label,
     throughput_text,
 )
+from scripts.demo_sql import bacpac_differences, connection_fields, is_sql, member_count
 from shared.policy.document import policy_from_dict
 
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -49,10 +51,12 @@ def test_ids_are_shortened_to_what_the_row_does_not_say() -> None:
 def test_the_policy_is_valid_and_holds_no_secret(tmp_path: Path) -> None:
     secret = tmp_path / "repo.passphrase"
     secret.write_text("not-in-the-policy\n")
-    document = policy_document(SUB, "westeurope", tmp_path / "repo", secret)
-    policy = policy_from_dict(document)
-    assert document["id"] == POLICY_ID and policy is not None
-    assert "not-in-the-policy" not in repr(document)
+    for sql_secret in (None, tmp_path / "sql.password"):
+        document = policy_document(SUB, "westeurope", tmp_path / "repo", secret, sql_secret)
+        policy = policy_from_dict(document)
+        assert document["id"] == POLICY_ID and policy is not None
+        assert "not-in-the-policy" not in repr(document)
+        assert ("sql" in document) == (sql_secret is not None)
 
 
 def test_same_content_compares_sparse_files_in_chunks(tmp_path: Path) -> None:
@@ -69,3 +73,25 @@ def test_same_content_compares_sparse_files_in_chunks(tmp_path: Path) -> None:
     assert not same_content(first, second, chunk=MIB)
     os.truncate(second, 8 * MIB)
     assert not same_content(first, second)
+
+
+def test_bacpac_members_compare_up_to_the_exports_identity(tmp_path: Path) -> None:
+    def bacpac(path: Path, rows: bytes, identity: bytes) -> Path:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("model.xml", b"<model/>")
+            archive.writestr("Data/dbo.Orders/TableData-000-00000.BCP", rows)
+            archive.writestr("Origin.xml", b"<Origin><Identity>" + identity + b"</Identity><Start>t</Start></Origin>")
+        return path
+
+    reference = bacpac(tmp_path / "ref.bacpac", b"rows", b"one")
+    assert bacpac_differences(bacpac(tmp_path / "same.bacpac", b"rows", b"two"), reference) == []
+    changed = bacpac(tmp_path / "changed.bacpac", b"other rows", b"one")
+    assert bacpac_differences(changed, reference) == ["Data/dbo.Orders/TableData-000-00000.BCP"]
+    assert member_count(reference) == 3
+
+
+def test_sql_ids_and_connection_strings() -> None:
+    assert is_sql(f"/subscriptions/{SUB}/resourceGroups/g/providers/Microsoft.Sql/servers/s/databases/sales")
+    assert not is_sql(f"/subscriptions/{SUB}/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm")
+    fields = connection_fields("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5==;")
+    assert fields["AccountName"] == "devstoreaccount1" and fields["AccountKey"] == "a2V5=="
