@@ -25,7 +25,7 @@ from shared.engine.fileset import backup_fileset
 from shared.repo.point import Point
 from shared.sources.bacpac import BacpacFile
 
-from .image_backup import JOB_TAG, find_job_point, is_retryable
+from .image_backup import JOB_TAG, _Progress, find_job_point, is_retryable
 from .job_spec import JobSpec
 from .job_status import JobStatus, JobStatusStore
 from .ports import RepositoryOpener, SecretResolver
@@ -52,6 +52,7 @@ class BacpacBackupJob:
         clock: Clock,
         workers: int = 2,
         scratch: Path | None = None,
+        progress_interval: float = 2.0,
     ) -> None:
         self._secrets = secrets
         self._repositories = repositories
@@ -60,6 +61,7 @@ class BacpacBackupJob:
         self._clock = clock
         self._workers = workers
         self._scratch = scratch
+        self._progress_interval = progress_interval
 
     def run(self, spec: JobSpec) -> dict[str, Any]:
         if spec.kind != "bacpac-backup" or spec.source.kind != "bacpac-blob":
@@ -87,6 +89,7 @@ class BacpacBackupJob:
                             kind="bacpac",
                             tags={**spec.tags, JOB_TAG: spec.job_id},
                             workers=self._workers,
+                            progress=_Progress(self._status, status, self._clock, self._progress_interval),
                         )
                 result = _result(spec, outcome.point, reused=False)
                 result.update(
