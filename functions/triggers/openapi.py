@@ -310,7 +310,7 @@ def _paths() -> dict[str, Any]:
         "/sessions": {
             "get": {
                 "operationId": "listSessions",
-                "summary": "The catalog's sessions, newest first (of one policy, or of every policy)",
+                "summary": "The catalog's sessions, newest first (of one policy, or of every stored policy)",
                 "parameters": [
                     {"name": "policy", "in": "query", "schema": {"type": "string"}, "description": "a policy id"},
                     {
