@@ -59,7 +59,7 @@ CHANGED_ROWS = 25
 UNMANAGED_VM = "legacy-01"
 MIB = 1 << 20
 E2FSCK = Path("/usr/sbin/e2fsck")
-SESSION_TIMEOUT = 240.0
+SESSION_TIMEOUT = 180.0
 
 console = Console(width=None if sys.stdout.isatty() else 150, highlight=False)
 
@@ -784,7 +784,8 @@ def announce() -> None:
 
 
 def processes_under(work: Path) -> list[tuple[int, str]]:
-    """Processes whose command line or working directory is inside ``work``."""
+    """Processes whose command line, working directory or environment mentions ``work`` (workers
+    started by the simulator carry its CA bundle and scratch HOME in their environment)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -792,9 +793,10 @@ def processes_under(work: Path) -> list[tuple[int, str]]:
         try:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
             cwd = os.readlink(entry / "cwd")
+            environment = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if str(work) in command or cwd.startswith(str(work)):
+        if str(work) in command or cwd.startswith(str(work)) or str(work).encode() in environment:
             found.append((int(entry.name), command[:120]))
     return found
 
