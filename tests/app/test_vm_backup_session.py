@@ -232,4 +232,4 @@ def test_every_orchestrator_passes_the_determinism_check(scenario: Scenario) -> 
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 orchestrators scanned" in done.stderr and "0 findings" in done.stderr
+    assert "3 orchestrators scanned" in done.stderr and "0 findings" in done.stderr
