@@ -22,6 +22,7 @@ from shared.policy.azure_ids import ResourceKind
 
 from .job_status import JobStatusStore
 from .messages import IMAGE_LEVEL, ON_DEMAND, PointRecord, SessionRecord
+from .sql_backup import bacpac_point_id
 from .vm_backup import session_key
 from .worker_jobs import job_id_for
 
@@ -98,16 +99,23 @@ class CatalogRecords:
         resources = []
         for result in session.resources:
             backed_up = [d.point_id for d in result.disks if d.point_id]
+            # A session holds VMs and SQL databases; the resource id says which.
+            is_database = "/providers/microsoft.sql/" in result.resource_id.lower()
+            point_id = (
+                bacpac_point_id(session.session_id, result.resource_id)
+                if is_database
+                else image_point_id(session.session_id, result.resource_id)
+            )
             resources.append(
                 ResourceResult(
                     resource_id=result.resource_id,
-                    kind=ResourceKind.VM,
+                    kind=ResourceKind.SQL_DATABASE if is_database else ResourceKind.VM,
                     status=Status(result.status),
                     reason="; ".join(result.reasons)[:_TEXT_LIMIT],
                     bytes_read=result.bytes_read,
                     bytes_stored=result.bytes_stored,
                     snapshot_ids=tuple(d.snapshot_id for d in result.disks if d.snapshot_id),
-                    point_ids=(image_point_id(session.session_id, result.resource_id),) if backed_up else (),
+                    point_ids=(point_id,) if backed_up else (),
                 )
             )
         self._catalog.save_session(
