@@ -49,8 +49,6 @@ class PolicyStorePolicies(Policies):
         due: list[DueSession] = []
         for stored in self._store.list():
             policy = stored.policy
-            if ResourceKind.VM not in policy.scope.kinds:
-                continue  # SQL sessions arrive with the SQL orchestration
             for slot in policy_slots(policy, after, until):
                 due.append(DueSession(slot_id(policy.id, slot.at), policy.id, format_time(slot.at), slot.image_backup))
         return due
