@@ -20,6 +20,7 @@ from pathlib import Path
 
 from azure.data.tables import TableClient
 
+from shared.azure.bacpac_blobs import BlobBacpacStaging
 from shared.azure.clients import AzureClients
 from shared.azure.model import DatabaseCatalog, SqlDatabaseInfo
 from shared.azure.pageblob import VhdBlobs
@@ -38,7 +39,6 @@ from shared.services.policy_plans import PolicyStorePolicies
 from shared.services.ports import PointCatalog, SessionCatalog, WorkerLauncher
 from shared.services.sql_backup import (
     BacpacJobs,
-    BlobBacpacStaging,
     DiscoverSqlDatabases,
     ExportBacpac,
     RecordBacpacPoint,

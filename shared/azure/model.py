@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from shared.core.errors import UsageError
 
 __all__ = [
+    "STAGING_CONTAINER",
     "BacpacLocation",
     "ContainerGroupState",
     "ContainerSpec",
@@ -37,6 +38,9 @@ __all__ = [
     "VmSelection",
     "WorkerGroupSpec",
 ]
+
+STAGING_CONTAINER = "bulwark-bacpac-staging"
+"""The app storage account's container for BACPAC exports on their way to a worker."""
 
 
 class SasUrl:

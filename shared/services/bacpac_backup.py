@@ -17,10 +17,9 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
 from shared.core.clock import Clock, format_time
-from shared.core.errors import BulwarkError, ConfigError, SourceError, redact
+from shared.core.errors import BulwarkError, ConfigError, redact
 from shared.engine.fileset import backup_fileset
 from shared.repo.point import Point
 from shared.sources.bacpac import BacpacFile
@@ -30,7 +29,7 @@ from .job_spec import JobSpec
 from .job_status import JobStatus, JobStatusStore
 from .ports import RepositoryOpener, SecretResolver
 
-__all__ = ["BacpacBackupJob", "BacpacDownloads", "BlobBacpacDownloads"]
+__all__ = ["BacpacBackupJob", "BacpacDownloads"]
 
 log = logging.getLogger(__name__)
 
@@ -136,39 +135,3 @@ def _result(spec: JobSpec, point: Point, *, reused: bool) -> dict[str, Any]:
         "bytes_stored": int(stats.get("bytes_stored", 0)),
         "duration_s": float(stats.get("duration_s", 0.0)),
     }
-
-
-_EMULATOR_ACCOUNT = "devstoreaccount1"
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-class BlobBacpacDownloads:
-    """Reads staging BACPACs with the worker's managed identity (Azurite on loopback: the emulator's
-    well-known development account, as the job-status table does)."""
-
-    def __init__(self, *, client_id: str | None = None) -> None:
-        self._client_id = client_id
-
-    def download(self, url: str, target: Path) -> int:
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
-        from azure.storage.blob import BlobClient
-
-        from shared.worker.table_status import _EMULATOR_KEY
-
-        parts = urlsplit(url)
-        credential: Any
-        if (parts.hostname or "") in _LOOPBACK and unquote(parts.path).strip("/").split("/")[0] == _EMULATOR_ACCOUNT:
-            from azure.core.credentials import AzureNamedKeyCredential
-
-            credential = AzureNamedKeyCredential(_EMULATOR_ACCOUNT, _EMULATOR_KEY)
-        else:
-            from azure.identity import DefaultAzureCredential
-
-            credential = DefaultAzureCredential(managed_identity_client_id=self._client_id)
-        try:
-            with BlobClient.from_blob_url(url, credential=credential) as blob, target.open("wb") as out:
-                return int(blob.download_blob(max_concurrency=2).readinto(out))
-        except ResourceNotFoundError:
-            raise SourceError(f"the staging BACPAC {url} is gone", hint="the session's export must run again") from None
-        except AzureError as exc:
-            raise SourceError(f"could not read the staging BACPAC {url}: {redact(str(exc).splitlines()[0])}") from None

@@ -16,13 +16,12 @@ that made them failed half-way:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import logging
 from typing import Protocol
 
-from shared.azure.model import BacpacLocation, Secret, Selection, SqlDatabaseInfo, SqlLogin
+from shared.azure.model import STAGING_CONTAINER, BacpacLocation, Secret, Selection, SqlDatabaseInfo, SqlLogin
 from shared.azure.ports import SqlCatalogProbe, SqlDatabases
 from shared.catalog.model import PointKind, RestorePoint
 from shared.catalog.port import Catalog
@@ -67,7 +66,6 @@ from .worker_jobs import JobSettings, job_id_for, worker_name
 __all__ = [
     "STAGING_CONTAINER",
     "BacpacJobs",
-    "BlobBacpacStaging",
     "BacpacStaging",
     "DiscoverSqlDatabases",
     "ExportBacpac",
@@ -81,7 +79,6 @@ __all__ = [
     "staging_copy_name",
 ]
 
-STAGING_CONTAINER = "bulwark-bacpac-staging"
 TAG_POLICY = "bulwark-policy"
 TAG_SESSION = "bulwark-session"
 TAG_SOURCE = "bulwark-source"
@@ -383,58 +380,3 @@ class SqlCleanup:
             "session %s: cleaned up %s: copy %s, blob %s", request.session_id, request.database.name, copy_id, blob
         )
         return SqlCleanupResult(copy_deleted=copy_id, blob_deleted=blob)
-
-
-class BlobBacpacStaging:
-    """:class:`BacpacStaging` over the app's storage account (its connection string holds the
-    account key, which signs the export's SAS and never leaves this object)."""
-
-    def __init__(self, connection_string: str, container: str = STAGING_CONTAINER) -> None:
-        from azure.storage.blob import BlobServiceClient
-
-        self._service = BlobServiceClient.from_connection_string(connection_string)
-        self._container = container
-        self._created = False
-
-    def url(self, name: str) -> str:
-        return f"{str(self._service.url).split('?', 1)[0].rstrip('/')}/{self._container}/{name}"
-
-    def writable(self, name: str, expiry: dt.datetime) -> BacpacLocation:
-        from azure.core.exceptions import ResourceExistsError
-        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
-
-        if not self._created:
-            with contextlib.suppress(ResourceExistsError):
-                self._service.create_container(self._container)
-            self._created = True
-        credential = self._service.credential
-        token = generate_blob_sas(
-            credential.account_name,
-            self._container,
-            name,
-            account_key=credential.account_key,
-            permission=BlobSasPermissions(read=True, write=True, create=True),
-            expiry=expiry,
-        )
-        return BacpacLocation(self.url(name), Secret("?" + token), "SharedAccessKey")
-
-    def delete(self, name: str) -> bool:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            self._service.get_blob_client(self._container, name).delete_blob(delete_snapshots="include")
-        except ResourceNotFoundError:
-            return False
-        return True
-
-    def names(self) -> list[str]:
-        """The staging blobs there are now (tests, operators)."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return sorted(str(b.name) for b in self._service.get_container_client(self._container).list_blobs())
-        except ResourceNotFoundError:
-            return []
-
-    def close(self) -> None:
-        self._service.close()

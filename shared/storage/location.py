@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from shared.storage.azure_blob import AzureBlobStore
 
 __all__ = [
+    "EMULATOR_ACCOUNT",
+    "EMULATOR_KEY",
     "LOCATION_FORMS",
     "AzureLocation",
     "DirectoryLocation",
@@ -58,7 +60,7 @@ _CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 EMULATOR_ACCOUNT = "devstoreaccount1"
-_EMULATOR_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+EMULATOR_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 """Azurite's well-known development key; public, documented by Microsoft, only used on loopback."""
 
 
@@ -193,7 +195,7 @@ def _credential(location: AzureLocation, env: Mapping[str, str]) -> Any:
             "Both AZURE_STORAGE_KEY and AZURE_STORAGE_SAS_TOKEN are set.", hint="unset the one you do not mean"
         )
     if not key and not sas and location.emulator and location.account_name == EMULATOR_ACCOUNT:
-        key = _EMULATOR_KEY
+        key = EMULATOR_KEY
     if key:
         try:
             base64.b64decode(key, validate=True)

@@ -19,12 +19,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from shared.azure.bacpac_blobs import BlobBacpacDownloads
 from shared.azure.clients import AzureClients
 from shared.azure.redaction import install_log_redaction
 from shared.azure.settings import AzureSettings
 from shared.core.clock import SystemClock
 from shared.core.errors import BulwarkError, ConfigError, redact
-from shared.services.bacpac_backup import BacpacBackupJob, BlobBacpacDownloads
+from shared.services.bacpac_backup import BacpacBackupJob
 from shared.services.image_backup import ImageBackupJob
 from shared.services.job_spec import ArmRef, JobSpec
 

@@ -26,14 +26,12 @@ from azure.data.tables import TableClient, UpdateMode
 from shared.core.errors import StorageAuthError, StorageError, TransientStorageError, redact
 from shared.services.job_spec import StatusRef
 from shared.services.job_status import JobStatus
+from shared.storage.location import EMULATOR_ACCOUNT, EMULATOR_KEY
 
 __all__ = ["DEFAULT_TABLE", "TableJobStatusStore"]
 
 DEFAULT_TABLE = "bulwarkjobs"
 _PARTITION = "job"
-_EMULATOR_ACCOUNT = "devstoreaccount1"
-# Azurite's well-known development key: public, documented by Microsoft, accepted on loopback only.
-_EMULATOR_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -55,8 +53,8 @@ class TableJobStatusStore:
         """The table a job spec names, reached with the worker's own identity."""
         parts = urlsplit(reference.endpoint)
         credential: Any
-        if (parts.hostname or "") in _LOOPBACK and parts.path.strip("/") == _EMULATOR_ACCOUNT:
-            credential = AzureNamedKeyCredential(_EMULATOR_ACCOUNT, _EMULATOR_KEY)
+        if (parts.hostname or "") in _LOOPBACK and parts.path.strip("/") == EMULATOR_ACCOUNT:
+            credential = AzureNamedKeyCredential(EMULATOR_ACCOUNT, EMULATOR_KEY)
         else:
             from azure.identity import DefaultAzureCredential
 

@@ -41,14 +41,16 @@ from bulwark_local.runtime import LocalFunctionsHost
 from bulwark_local.simulator.client import AdminClient
 from bulwark_local.stack import Stack
 
+from shared.azure.bacpac_blobs import BlobBacpacStaging
 from shared.azure.clients import AzureClients
-from shared.azure.model import BacpacLocation, SasUrl, Secret, SqlLogin
+from shared.azure.model import STAGING_CONTAINER, BacpacLocation, SasUrl, Secret, SqlLogin
 from shared.catalog.model import PointKind
 from shared.catalog.table import AzureTableCatalog
-from shared.services.sql_backup import STAGING_CONTAINER, BlobBacpacStaging
 from shared.services.worker_jobs import job_id_for
+from shared.storage.location import EMULATOR_ACCOUNT as _EMULATOR_ACCOUNT
+from shared.storage.location import EMULATOR_KEY as _EMULATOR_KEY
 from shared.wiring import POINTS_TABLE, SESSIONS_TABLE
-from shared.worker.table_status import _EMULATOR_ACCOUNT, _EMULATOR_KEY, DEFAULT_TABLE
+from shared.worker.table_status import DEFAULT_TABLE
 from tests.app.harness import call, policy_document, running_app, store_policy, wait_session
 from tests.worker.estate import PASSPHRASE, make_estate, make_repository, open_repository, put_resource_group
 

@@ -11,10 +11,11 @@ import pytest
 from bulwark_local.simulator.client import AdminClient
 from bulwark_local.stack import Stack
 
+from shared.azure.bacpac_blobs import BlobBacpacStaging
 from shared.azure.clients import AzureClients
+from shared.azure.model import STAGING_CONTAINER
 from shared.engine.fileset import restore_fileset
 from shared.repo import walk
-from shared.services.sql_backup import STAGING_CONTAINER, BlobBacpacStaging
 from shared.services.vm_backup import session_key
 from shared.services.worker_jobs import job_id_for
 from shared.sources.bacpac import BacpacWriter

@@ -32,8 +32,8 @@ from shared.azure.clients import AzureClients
 from shared.catalog.model import PointKind, Status, TriggerKind
 from shared.catalog.table import AzureTableCatalog
 from shared.services.vm_backup import TAG_LUN, TAG_VM
+from shared.storage.location import EMULATOR_KEY as _EMULATOR_KEY
 from shared.wiring import POINTS_TABLE, SESSIONS_TABLE
-from shared.worker.table_status import _EMULATOR_KEY
 from tests.app.harness import call, policy_document, running_app, store_policy, wait_session
 from tests.worker.estate import (
     MIB,
