@@ -18,19 +18,19 @@ The source id is the disk's resource id (not the snapshot's), so every point of 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from types import TracebackType
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from shared.azure.model import SasUrl
-from shared.azure.pageblob import DataPlaneOptions, PageBlobReader, to_change_set, vhd_disk_size
-from shared.core.ranges import ChangeSet, Extent
+from shared.azure.pageblob import DataPlaneOptions, PageBlobReader, to_change_set
+from shared.core.ranges import ChangeSet
 from shared.engine.source import BlockSource
+from shared.sources.vhd import VhdPageBlobSource
 
 __all__ = ["ManagedDiskSnapshotSource"]
 
 
-class ManagedDiskSnapshotSource:
+class ManagedDiskSnapshotSource(VhdPageBlobSource):
     def __init__(
         self,
         sas: SasUrl,
@@ -40,54 +40,16 @@ class ManagedDiskSnapshotSource:
         renew: Callable[[], SasUrl] | None = None,
         reader: PageBlobReader | None = None,
     ) -> None:
-        self._reader = reader if reader is not None else PageBlobReader(sas, options=options, renew=renew)
-        self._source_id = source_id
-        try:
-            self._size = vhd_disk_size(self._reader)
-        except BaseException:
-            self._reader.close()
-            raise
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def source_id(self) -> str:
-        return self._source_id
+        super().__init__(reader if reader is not None else PageBlobReader(sas, options=options, renew=renew), source_id)
 
     @property
     def renewals(self) -> int:
         """How often a refused SAS was replaced through ``renew``."""
         return self._reader.renewals
 
-    @property
-    def address(self) -> str:
-        """Where the snapshot is read from, without the SAS: for logs."""
-        return self._reader.address
-
-    def allocated(self) -> Iterator[Extent]:
-        for item in self._reader.page_ranges():
-            end = min(item.end, self._size)  # the footer is not part of the disk
-            if end > item.offset:
-                yield Extent(item.offset, end - item.offset)
-
-    def read(self, offset: int, length: int) -> bytes:
-        length = max(0, min(length, self._size - offset))
-        return self._reader.read(offset, length)
-
     def changes_since(self, previous: SasUrl) -> ChangeSet:
         """What changed since ``previous`` (a SAS of an older snapshot of the same disk, still valid)."""
         return to_change_set(self._reader.diff_managed(previous), self._size)
-
-    def close(self) -> None:
-        self._reader.close()
-
-    def __enter__(self) -> ManagedDiskSnapshotSource:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
 
 
 if TYPE_CHECKING:  # mypy checks that the class implements the engine's port
