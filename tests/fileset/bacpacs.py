@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "AdventureWorksLT.bacpac"
+from tests.support.shared_fixtures import ADVENTURE_WORKS_BACPAC
+
+FIXTURE = ADVENTURE_WORKS_BACPAC
 MiB = 1 << 20
 
 ORIGIN_TEMPLATE = """\ufeff<?xml version="1.0" encoding="utf-8"?>

@@ -11,7 +11,6 @@ replayed (the VM session's network calls too: the simulator keeps a minimal Micr
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,9 +18,11 @@ import pytest
 from bulwark_local.simulator import SimulatorEndpoints
 from bulwark_local.simulator.client import AdminClient
 
+from tests.support.shared_fixtures import AZURE_RECORDINGS
+
 from .conftest import arm_call
 
-RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "azure-recordings"
+RECORDINGS = AZURE_RECORDINGS
 COMPUTE_RECORDINGS = [
     "test_mgmt_compute_vm.test_compute_vm.yaml",
     "test_mgmt_managed_disks.test_create_snapshot.yaml",

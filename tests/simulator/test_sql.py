@@ -8,7 +8,6 @@ import io
 import uuid
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -20,12 +19,14 @@ from bulwark_local.simulator import SimulatorEndpoints
 from bulwark_local.simulator.bacpac import origin_checksum
 from bulwark_local.simulator.client import AdminClient
 
+from tests.support.shared_fixtures import ADVENTURE_WORKS_BACPAC
+
 from .conftest import LOCATION, SUBSCRIPTION, StaticToken, arm_call
 
 LOGIN = "bulwarkadmin"
 PASSWORD = "Sim-Passw0rd!"
 STAGING_LOCATION = "northeurope"
-FIXTURE_BACPAC = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "AdventureWorksLT.bacpac"
+FIXTURE_BACPAC = ADVENTURE_WORKS_BACPAC
 
 
 @pytest.fixture(scope="module")
