@@ -1,7 +1,7 @@
 """The data-mover benchmark: Bulwark side by side with restic and borg on the same image.
 
     python -m scripts.bench [--size-mib 1024] [--trials 1] [--tools bulwark,borg,restic]
-                            [--memory-runs 64:4,1024:4] [--workdir DIR] [--keep]
+                            [--memory-runs 64:4,1024:4] [--orchestration-vms 200] [--workdir DIR] [--keep]
 
 One run, one machine, one image (scripts.make_image: ~30 % holes, ~40 % compressible, ~30 %
 random). Per tool and trial: a fresh repository; full backup; the image is mutated in place (2 % of
@@ -16,6 +16,10 @@ create and extract, which only the fixed chunker supports) - the configuration c
 Then a memory run backs up big sparse images (e.g. 64 GiB holding 4 GiB of data) with Bulwark to
 show that peak RSS stays flat in disk size, and a CPU ceiling is measured on the same image: keyed
 hash + zstd-1 + AES-256-GCM on 1 MiB blocks with two threads, the best any pipeline could do here.
+
+Last, the orchestration run (scripts.bench_orchestration): one snapshot-only session of the function
+app in the local runtime over N simulated VMs with two disks each, for the orchestration overhead
+per resource.
 
 Results go to stdout (tables) and bench-results/bench.json. The exit status is non-zero when a
 restore is not byte-identical; missed speed targets are reported, not fatal.
@@ -48,6 +52,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rich.console import Console
 from rich.table import Table
 
+from scripts.bench_orchestration import OrchestrationResult, orchestration_table, run_orchestration_bench
 from scripts.make_image import MIB, Kind, Layout, allocated_bytes, build_image, mutate_image, plan_layout
 
 GIB = 1024 * MIB
@@ -100,6 +105,7 @@ class Options:
     scale_mib: int
     workdir: Path | None
     keep: bool
+    orchestration_vms: int = 200
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -124,6 +130,12 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         help="also change the same ~20 MiB on a disk this big and compare Bulwark's change-list "
         "incremental with restic's, to show how the ratio grows with disk size; 0 skips (default 4096)",
     )
+    parser.add_argument(
+        "--orchestration-vms",
+        type=int,
+        default=200,
+        help="VMs (two disks each) in the orchestration run's snapshot-only session; 0 skips (default 200)",
+    )
     parser.add_argument("--workdir", type=Path, help="parent of the scratch directory (default /var/tmp or /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -133,6 +145,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         parser.error(f"--tools takes bulwark, borg and restic; got {args.tools!r}")
     if args.trials < 1 or args.size_mib < 64:
         parser.error("--trials must be >= 1 and --size-mib >= 64")
+    if args.orchestration_vms < 0:
+        parser.error("--orchestration-vms must be >= 0")
     return Options(
         args.size_mib,
         args.trials,
@@ -141,6 +155,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         args.scale_mib,
         args.workdir,
         args.keep,
+        args.orchestration_vms,
     )
 
 
@@ -905,6 +920,7 @@ class Outcome:
     trials: list[list[StepResult]]
     memory: list[StepResult]
     scaling: list[StepResult]
+    orchestration: OrchestrationResult | None = None
 
     @property
     def steps(self) -> list[StepResult]:
@@ -934,7 +950,11 @@ def measure(options: Options, run: Runner, scratch: Path) -> Outcome:
     if options.scale_mib and {"bulwark", "restic"} <= set(options.tools):
         console.print(f"scaling run: the same change on a {options.scale_mib} MiB disk, bulwark and restic")
         scaling = run_scaling(build_tools(("bulwark", "restic")), run, scratch, options.scale_mib, options.size_mib)
-    return Outcome(layout, ceiling, trials, memory, scaling)
+    orchestration = None
+    if options.orchestration_vms:
+        console.print(f"orchestration run: a snapshot-only session over {options.orchestration_vms} simulated VMs")
+        orchestration = run_orchestration_bench(options.orchestration_vms, workdir=scratch)
+    return Outcome(layout, ceiling, trials, memory, scaling, orchestration)
 
 
 def report(outcome: Outcome, options: Options, run: Runner) -> bool:
@@ -948,6 +968,10 @@ def report(outcome: Outcome, options: Options, run: Runner) -> bool:
     if outcome.scaling:
         print_scaling(outcome.scaling)
     print_ceiling(outcome.ceiling, steps)
+    if outcome.orchestration is not None:
+        console.print(orchestration_table(outcome.orchestration))
+        run_ok = outcome.orchestration.passed
+        found.append(Verdict("orchestration session: every VM Success", str(run_ok), "True", run_ok))
     print_verdicts(found)
     identical = all(s.details["identical"] for s in steps if "identical" in s.details)
     write_json(
@@ -966,6 +990,7 @@ def report(outcome: Outcome, options: Options, run: Runner) -> bool:
             "comparisons": [asdict(c) | {"passed": c.passed} for c in comparisons],
             "memory": [asdict(m) for m in outcome.memory],
             "scaling": [asdict(m) for m in outcome.scaling],
+            "orchestration": asdict(outcome.orchestration) if outcome.orchestration is not None else None,
             "targets": [asdict(v) for v in found],
             "restores_identical": identical,
         }
