@@ -12,10 +12,9 @@ milliseconds per VM and per disk) and the activities completed per second (from 
 history). ``scripts.bench --orchestration-vms N`` calls :func:`run_orchestration_bench`;
 ``tests/app/test_scale.py`` uses the seeding and the settings helpers with a throttled budget.
 
-Local mode gap: ``shared.config.Settings.from_env`` builds the local stack's ``AzureSettings``
-without reading ``BULWARK_ARM_WRITES_PER_HOUR`` (only Azure mode reads it), so the default client
-budget (1,200 writes/hour, a burst of 120) would pace a 400-snapshot session to ~14 minutes.
-:func:`client_write_budget` honours the variable in local mode for the duration of a run.
+The app's client-side ARM write budget (``BULWARK_ARM_WRITES_PER_HOUR``, default 1,200 writes an
+hour with a burst of 120, like Azure) would pace a 400-snapshot session to ~14 minutes;
+:func:`client_write_budget` sets it for the duration of a run.
 """
 
 from __future__ import annotations
@@ -193,31 +192,17 @@ def spend_writes(stack: Any, count: int, *, token: str = APP_LOCAL_TOKEN) -> Non
 
 @contextmanager
 def client_write_budget(writes_per_hour: int) -> Iterator[None]:
-    """Sets ``BULWARK_ARM_WRITES_PER_HOUR`` and makes local mode honour it (see the module's note on
-    the gap) until the block ends; services built meanwhile get that client budget."""
-    import shared.config
-    from shared.azure.settings import AzureSettings
-
-    class LocalSettings(AzureSettings):
-        @classmethod
-        def for_local_stack(cls, stack: Mapping[str, Any] | Any, **overrides: Any) -> AzureSettings:
-            raw = os.environ.get("BULWARK_ARM_WRITES_PER_HOUR")
-            if raw and "arm_writes_per_hour" not in overrides:
-                overrides["arm_writes_per_hour"] = int(raw)
-            return AzureSettings.for_local_stack(stack, **overrides)
-
-    previous_env = os.environ.get("BULWARK_ARM_WRITES_PER_HOUR")
-    previous_class = getattr(shared.config, "AzureSettings")  # noqa: B009 - not re-exported by the module
+    """Sets ``BULWARK_ARM_WRITES_PER_HOUR`` (the app's client-side ARM write budget, which local mode
+    follows too) until the block ends; services built meanwhile get that budget."""
+    previous = os.environ.get("BULWARK_ARM_WRITES_PER_HOUR")
     os.environ["BULWARK_ARM_WRITES_PER_HOUR"] = str(writes_per_hour)
-    setattr(shared.config, "AzureSettings", LocalSettings)  # noqa: B010
     try:
         yield
     finally:
-        setattr(shared.config, "AzureSettings", previous_class)  # noqa: B010
-        if previous_env is None:
+        if previous is None:
             os.environ.pop("BULWARK_ARM_WRITES_PER_HOUR", None)
         else:
-            os.environ["BULWARK_ARM_WRITES_PER_HOUR"] = previous_env
+            os.environ["BULWARK_ARM_WRITES_PER_HOUR"] = previous
 
 
 def scale_policy(

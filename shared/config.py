@@ -136,8 +136,15 @@ class Settings:
                 ) from None
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"cannot read the local stack file {path}: {exc}") from None
+            overrides: dict[str, int] = {}
+            budget = env.get("BULWARK_ARM_WRITES_PER_HOUR")
+            if budget:
+                # The local stack can scale Azure's write budget; the client must follow it.
+                if not budget.isdigit():
+                    raise ConfigError(f"BULWARK_ARM_WRITES_PER_HOUR={budget!r} is not a whole number of writes")
+                overrides["arm_writes_per_hour"] = int(budget)
             return cls(
-                azure=AzureSettings.for_local_stack(stack),
+                azure=AzureSettings.for_local_stack(stack, **overrides),
                 arm_reference=ArmRef("stack-file", path=str(path)),
                 storage_connection_string=str(stack["storage_connection_string"]),
                 worker=worker,
