@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -135,3 +138,42 @@ def wait_session(host: LocalFunctionsHost, instance_id: str, *, timeout: float =
             return document
         assert time.monotonic() < deadline, f"session {instance_id} did not finish: {document}"
         time.sleep(0.5)
+
+
+_SAS_SIGNATURE = re.compile(rb"sig=(?!REDACTED)[^&\s'\"]+")
+
+
+def assert_no_secrets(
+    *, runtime_state: Path, http_bodies: list[bytes], logs: list[str], stack_state: Path, secrets: list[str]
+) -> None:
+    """No secret and no SAS signature in orchestration state (history, inputs, outputs, custom
+    status), HTTP answers, the app's logs (with the workers' output) or the simulator's logs."""
+    haystacks: dict[str, bytes] = {
+        "runtime state (history, inputs, outputs, custom status)": b"".join(
+            p.read_bytes() for p in runtime_state.rglob("*") if p.is_file()
+        ),
+        "HTTP answers": b"\n".join(http_bodies),
+        "app logs (with the workers' output)": "\n".join(logs).encode(),
+        "simulator log": b"".join(p.read_bytes() for p in stack_state.rglob("*.log") if p.stat().st_size < 50_000_000),
+    }
+    # The scan must have had something to scan.
+    assert len(haystacks["runtime state (history, inputs, outputs, custom status)"]) > 10_000
+    assert any("saved point" in line for line in logs)  # the workers' own output is in there too
+    for where, text in haystacks.items():
+        for secret in secrets:
+            assert secret.encode() not in text, (where, secret[:4])
+        assert not _SAS_SIGNATURE.search(text), where
+
+
+def determinism_check(runtime_state: Path) -> str:
+    """Run the CI determinism check over the app and the recorded histories; returns its report."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bulwark_local.runtime.check", "--app", "function_app", "--state", str(runtime_state)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stderr

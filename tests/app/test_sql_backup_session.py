@@ -51,7 +51,15 @@ from shared.storage.location import EMULATOR_ACCOUNT as _EMULATOR_ACCOUNT
 from shared.storage.location import EMULATOR_KEY as _EMULATOR_KEY
 from shared.wiring import POINTS_TABLE, SESSIONS_TABLE
 from shared.worker.table_status import DEFAULT_TABLE
-from tests.app.harness import call, policy_document, running_app, store_policy, wait_session
+from tests.app.harness import (
+    assert_no_secrets,
+    call,
+    determinism_check,
+    policy_document,
+    running_app,
+    store_policy,
+    wait_session,
+)
 from tests.worker.estate import PASSPHRASE, make_estate, make_repository, open_repository, put_resource_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -343,33 +351,15 @@ def test_failed_exports_fail_the_database_with_the_reason_and_clean_up(
 
 
 def test_no_secret_in_history_status_outputs_http_or_logs(scenario: Scenario) -> None:
-    sas_signature = re.compile(rb"sig=(?!REDACTED)[^&\s'\"]+")
-    haystacks: dict[str, bytes] = {
-        "runtime state (history, inputs, outputs, custom status)": b"".join(
-            p.read_bytes() for p in scenario.runtime_state.rglob("*") if p.is_file()
-        ),
-        "HTTP answers": b"\n".join(scenario.http_bodies),
-        "app logs (with the workers' output)": "\n".join(scenario.logs).encode(),
-        "simulator log": b"".join(
-            p.read_bytes() for p in Path(scenario.stack.state_dir).rglob("*.log") if p.stat().st_size < 50_000_000
-        ),
-    }
-    assert len(haystacks["runtime state (history, inputs, outputs, custom status)"]) > 10_000
-    assert any("saved point" in line for line in scenario.logs)
-    for where, text in haystacks.items():
-        for secret in (PASSPHRASE, SQL_PASSWORD, OTHER_PASSWORD, _EMULATOR_KEY):
-            assert secret.encode() not in text, (where, secret[:4])
-        assert not sas_signature.search(text), where
+    assert_no_secrets(
+        runtime_state=scenario.runtime_state,
+        http_bodies=scenario.http_bodies,
+        logs=scenario.logs,
+        stack_state=Path(scenario.stack.state_dir),
+        secrets=[PASSPHRASE, SQL_PASSWORD, OTHER_PASSWORD, _EMULATOR_KEY],
+    )
 
 
 def test_every_orchestrator_passes_the_determinism_check(scenario: Scenario) -> None:
-    done = subprocess.run(
-        [*CHECK, "--state", str(scenario.runtime_state)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 orchestrators scanned" in done.stderr and "0 findings" in done.stderr
+    report = determinism_check(scenario.runtime_state)
+    assert "3 orchestrators scanned" in report and "0 findings" in report
