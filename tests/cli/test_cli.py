@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.storage.location import open_store
+from shared.storage.port import BlobStore
 from tests.support.images import MiB, compressible, make_image, write_at
 
 BULWARK = str(Path(sys.executable).with_name("bulwark"))
@@ -149,6 +151,15 @@ def test_prune_deletes_data_of_forgotten_points(repo: Path, tmp_path: Path) -> N
     assert "verify ok" in run("verify", "--repo", str(repo), "--read-data").stderr
 
 
+def _wait_for_session_marker(store: BlobStore, proc: subprocess.Popen[bytes], known: set[str]) -> bool:
+    """Poll until the backup has written a marker not in `known`; False if it ended first."""
+    while proc.poll() is None:
+        if any(info.key not in known for info in store.list("sessions/")):
+            return True
+        time.sleep(0.002)
+    return False
+
+
 def test_backup_killed_at_random_moments_leaves_a_valid_repository(location: str, tmp_path: Path) -> None:
     rng = random.Random(11)
     image = tmp_path / "big.img"
@@ -157,23 +168,30 @@ def test_backup_killed_at_random_moments_leaves_a_valid_repository(location: str
             f.write(rng.randbytes(MiB) if n % 2 else compressible(rng, MiB))
     good = backup(location, make_image(tmp_path / "small.img", 4 * MiB))
     env = dict(os.environ, BULWARK_PASSWORD=PASSWORD)
+    store = open_store(location, env)
+    killed_mid_run = 0
     for _ in range(4):
+        known = {info.key for info in store.list("sessions/")}
         proc = subprocess.Popen(
             [BULWARK, "backup-image", str(image), "--repo", location],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.2, 0.9))
+        # Kill only once the run has begun writing, at a random point early in its work, so
+        # every kill hits a live session whatever the speed of the machine.
+        started = _wait_for_session_marker(store, proc, known)
+        time.sleep(rng.uniform(0.0, 0.05))
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        killed_mid_run += started and proc.wait() == -signal.SIGKILL
         assert "verify ok" in run("verify", "--repo", location, "--read-data").stderr
+    assert killed_mid_run >= 1
     completed = backup(location, image)
     out = tmp_path / "out.img"
     run("restore-image", str(completed["point"]), str(out), "--repo", location)
     assert filecmp.cmp(image, out, shallow=False)
     prune = json.loads(run("prune", "--repo", location, "--json").stdout)
-    assert prune["dead_sessions_removed"] >= 1 and prune["deferred"] == ""
+    assert prune["dead_sessions_removed"] == killed_mid_run and prune["deferred"] == ""
     assert json.loads(run("prune", "--repo", location, "--json").stdout)["live_sessions"] == []
     verify = json.loads(run("verify", "--repo", location, "--read-data", "--json").stdout)
     assert verify["ok"] and verify["unreferenced_packs"] == 0
