@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
+from typing import Protocol
 
 from shared.core.errors import IntegrityError
 from shared.engine.image_target import ImageTarget
@@ -22,12 +23,20 @@ from shared.repo.pack import PackEntry, pack_key
 from shared.repo.point import MAP_SPAN, ImageMap, Point
 from shared.repo.repository import Repository
 
-__all__ = ["RestoreResult", "restore_image"]
+__all__ = ["BlockTarget", "RestoreResult", "restore_image", "restore_into"]
 
 # Adjacent blocks of one pack are fetched together up to this many bytes per request.
 _MAX_RUN = 8 << 20
 
 Progress = Callable[[int], None]
+
+
+class BlockTarget(Protocol):
+    """Where restored blocks go: a sparse file (``ImageTarget``) or an upload disk
+    (``shared.azure.upload.DiskUpload``). ``write`` is called from several threads at once, for
+    distinct ranges; ranges never written must read as zeros."""
+
+    def write(self, offset: int, data: bytes) -> None: ...
 
 
 @dataclass
@@ -105,11 +114,24 @@ def restore_image(
     progress: Progress | None = None,
 ) -> RestoreResult:
     """Write ``point``'s disk image to ``target`` (a new sparse file)."""
+    image = walk.image_of(point)
+    with ImageTarget(target, image.size, overwrite=overwrite, block_size=image.block_size) as out:
+        return restore_into(repo, point, out, workers=workers, progress=progress)
+
+
+def restore_into(
+    repo: Repository,
+    point: Point,
+    out: BlockTarget,
+    *,
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> RestoreResult:
+    """Write ``point``'s allocated blocks into ``out``, which already has the image's size."""
     started = perf_counter()
     image = walk.image_of(point)
     index = repo.load_index()
-    with ImageTarget(target, image.size, overwrite=overwrite, block_size=image.block_size) as out:
-        written, blocks, requests = _write_blocks(repo, index, point, out, image, workers, progress)
+    written, blocks, requests = _write_blocks(repo, index, point, out, image, workers, progress)
     return RestoreResult(point.point_id, image.size, written, blocks, requests, perf_counter() - started)
 
 
@@ -117,7 +139,7 @@ def _write_blocks(
     repo: Repository,
     index: Index,
     point: Point,
-    out: ImageTarget,
+    out: BlockTarget,
     image: ImageMap,
     workers: int,
     progress: Progress | None,

@@ -24,7 +24,7 @@ from shared.engine.fileset import backup_fileset
 from shared.repo.point import Point
 from shared.sources.bacpac import BacpacFile
 
-from .image_backup import JOB_TAG, _Progress, find_job_point, is_retryable
+from .image_backup import JOB_TAG, JobProgress, find_job_point, is_retryable
 from .job_spec import JobSpec
 from .job_status import JobStatus, JobStatusStore
 from .ports import RepositoryOpener, SecretResolver
@@ -88,7 +88,7 @@ class BacpacBackupJob:
                             kind="bacpac",
                             tags={**spec.tags, JOB_TAG: spec.job_id},
                             workers=self._workers,
-                            progress=_Progress(self._status, status, self._clock, self._progress_interval),
+                            progress=JobProgress(self._status, status, self._clock, self._progress_interval),
                         )
                 result = _result(spec, outcome.point, reused=False)
                 result.update(

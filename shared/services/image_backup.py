@@ -53,7 +53,7 @@ from .ports import (
     VhdSourceFactory,
 )
 
-__all__ = ["JOB_TAG", "ImageBackupJob", "is_retryable"]
+__all__ = ["JOB_TAG", "ImageBackupJob", "JobProgress", "is_retryable"]
 
 JOB_TAG = "job"
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class ImageBackupJob:
                 changes = self._changes(spec, source, granted) if parent is not None else None
                 if changes is None:
                     parent = None
-                reporter = _Progress(self._status, status, self._clock, self._progress_interval)
+                reporter = JobProgress(self._status, status, self._clock, self._progress_interval)
                 tags = {**spec.tags, JOB_TAG: spec.job_id}
                 outcome = backup_image(
                     repo,
@@ -205,7 +205,7 @@ class ImageBackupJob:
         return format_time(self._clock.now())
 
 
-class _Progress:
+class JobProgress:
     """Writes ``progress_bytes`` to the status record at most every ``interval`` seconds."""
 
     def __init__(self, store: JobStatusStore, status: JobStatus, clock: Clock, interval: float) -> None:

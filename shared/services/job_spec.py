@@ -35,6 +35,15 @@ Kind ``bacpac-backup`` has a source of kind ``bacpac-blob``: ``disk_id`` is the 
 id and ``snapshot_id`` the staging BACPAC blob's URL (no SAS: the worker reads it with its own
 identity); it has no previous snapshot or parent.
 
+Kind ``bacpac-restore`` (``shared.services.bacpac_restore``) has a source of kind ``bacpac-point``:
+``snapshot_id`` is the repository's BACPAC point id to rebuild and ``disk_id`` the staging blob URL
+the rebuilt BACPAC is written to (no SAS: the worker writes it with its own identity).
+
+Kind ``image-restore`` writes a repository point into a managed disk: its source has kind
+``upload-disk``, ``disk_id`` the disk to write (created with createOption Upload at the point's
+size) and ``snapshot_id`` the repository point to restore into it. The worker grants the write SAS,
+writes the allocated blocks and the VHD footer, and ends the upload.
+
 ``previous_snapshot_id`` and ``parent_point_id`` go together: with both the worker reads only the
 ranges changed since the previous snapshot; with neither it reads every allocated range.
 """
@@ -62,8 +71,8 @@ __all__ = [
 ]
 
 SPEC_VERSION = 1
-JOB_KINDS = frozenset({"image-backup", "bacpac-backup"})
-SOURCE_KINDS = frozenset({"managed-disk", "vhd-blob", "bacpac-blob"})
+JOB_KINDS = frozenset({"image-backup", "bacpac-backup", "image-restore", "bacpac-restore"})
+SOURCE_KINDS = frozenset({"managed-disk", "vhd-blob", "bacpac-blob", "upload-disk", "bacpac-point"})
 _SECRET_MARKERS = ("sig=", "accountkey=", "sharedaccesssignature=", "password=", "pwd=")
 _SECRET_KEYS = frozenset({"passphrase_value", "password", "key", "account_key", "sas", "secret", "token"})
 

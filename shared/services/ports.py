@@ -8,9 +8,11 @@ job-status tables, worker launchers), ``shared.wiring`` (composition), in-memory
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from shared.azure.model import SasUrl
@@ -28,6 +30,8 @@ __all__ = [
     "SecretResolver",
     "SessionCatalog",
     "SnapshotSourceFactory",
+    "UploadTarget",
+    "UploadTargetFactory",
     "VhdSource",
     "VhdSourceFactory",
     "WorkerLauncher",
@@ -90,6 +94,23 @@ class VhdSource(Protocol):
 class VhdSourceFactory(Protocol):
     def open(self, vhd_uri: str, snapshot: str, *, source_id: str) -> AbstractContextManager[VhdSource]:
         """A reader of the blob snapshot ``snapshot`` (its time stamp) of the VHD at ``vhd_uri``."""
+        ...
+
+
+class UploadTarget(Protocol):
+    """A managed disk open for upload (``shared.azure.upload.DiskUpload``): ``write`` whole
+    512-byte pages from many threads, then ``finish`` with the fixed-VHD footer."""
+
+    def write(self, offset: int, data: bytes) -> None: ...
+
+    def finish(self, *, unique_id: uuid.UUID, created: datetime) -> None:
+        """Write the fixed-VHD footer (Azure checks it when the upload ends)."""
+        ...
+
+
+class UploadTargetFactory(Protocol):
+    def open(self, sas: SasUrl, size: int) -> AbstractContextManager[UploadTarget]:
+        """The disk behind the write SAS ``sas``, ``size`` bytes without its footer."""
         ...
 
 

@@ -17,16 +17,24 @@ from pathlib import Path
 
 from shared.azure.model import SasUrl
 from shared.azure.pageblob import DataPlaneOptions
+from shared.azure.upload import DiskUpload
 from shared.core.clock import Clock
 from shared.core.errors import ConfigError
 from shared.repo.repository import Repository
 from shared.services.job_spec import SecretRef
-from shared.services.ports import ChangeAwareSource, SecretResolver, VhdSource
+from shared.services.ports import ChangeAwareSource, SecretResolver, UploadTarget, VhdSource
 from shared.sources.managed_disk import ManagedDiskSnapshotSource
 from shared.sources.page_blob import PageBlobSnapshotSource
 from shared.storage.location import open_store
 
-__all__ = ["FileSecretResolver", "ManagedDiskSources", "SecretResolvers", "StoreRepositoryOpener", "VhdBlobSources"]
+__all__ = [
+    "DiskUploads",
+    "FileSecretResolver",
+    "ManagedDiskSources",
+    "SecretResolvers",
+    "StoreRepositoryOpener",
+    "VhdBlobSources",
+]
 
 _MAX_SECRET_BYTES = 64 * 1024
 
@@ -103,3 +111,13 @@ class ManagedDiskSources:
         self, sas: SasUrl, *, source_id: str, renew: Callable[[], SasUrl]
     ) -> AbstractContextManager[ChangeAwareSource]:
         return ManagedDiskSnapshotSource(sas, source_id=source_id, options=self._options, renew=renew)
+
+
+class DiskUploads:
+    """Upload disks written through their write SAS (``shared.azure.upload.DiskUpload``)."""
+
+    def __init__(self, options: DataPlaneOptions) -> None:
+        self._options = options
+
+    def open(self, sas: SasUrl, size: int) -> AbstractContextManager[UploadTarget]:
+        return DiskUpload(sas, size, options=self._options)

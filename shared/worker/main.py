@@ -27,9 +27,10 @@ from shared.core.clock import SystemClock
 from shared.core.errors import BulwarkError, ConfigError, redact
 from shared.services.bacpac_backup import BacpacBackupJob
 from shared.services.image_backup import ImageBackupJob
+from shared.services.image_restore import ImageRestoreJob
 from shared.services.job_spec import ArmRef, JobSpec
 
-from .adapters import ManagedDiskSources, SecretResolvers, StoreRepositoryOpener, VhdBlobSources
+from .adapters import DiskUploads, ManagedDiskSources, SecretResolvers, StoreRepositoryOpener, VhdBlobSources
 from .table_status import TableJobStatusStore
 
 __all__ = ["arm_settings", "load_spec", "main"]
@@ -91,8 +92,18 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         settings = arm_settings(spec.arm)
         clients = AzureClients(settings)
         status = TableJobStatusStore.for_reference(spec.status, client_id=settings.managed_identity_client_id)
-        job: ImageBackupJob | BacpacBackupJob
-        if spec.kind == "bacpac-backup":
+        job: ImageBackupJob | BacpacBackupJob | ImageRestoreJob
+        if spec.kind == "image-restore":
+            job = ImageRestoreJob(
+                secrets=SecretResolvers(),
+                repositories=StoreRepositoryOpener(environment, SystemClock()),
+                access=clients.compute(),
+                uploads=DiskUploads(clients.data_plane()),
+                status=status,
+                clock=SystemClock(),
+                workers=max(1, args.workers),
+            )
+        elif spec.kind == "bacpac-backup":
             job = BacpacBackupJob(
                 secrets=SecretResolvers(),
                 repositories=StoreRepositoryOpener(environment, SystemClock()),
@@ -124,6 +135,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             status.close()
         if clients is not None:
             clients.close()
+    if spec.kind == "image-restore":
+        log.info("job %s wrote %d bytes into %s", spec.job_id, result["bytes_written"], result["disk_id"])
+        print(json.dumps(result, sort_keys=True))
+        return 0
     verb = "found its earlier point" if result["reused"] else "saved point"
     log.info(
         "job %s %s %s: read %d bytes, stored %d bytes",
