@@ -20,6 +20,7 @@ from shared.policy.formats import POLICY_ID, RESOURCE_ID
 
 __all__ = [
     "CATALOG_ID",
+    "PointDisk",
     "PointKind",
     "ResourceResult",
     "RestorePoint",
@@ -131,6 +132,17 @@ class Session:
 
 
 @dataclass(frozen=True)
+class PointDisk:
+    """One disk of a VM's point: where it was attached and what restores it."""
+
+    disk_id: str = field(metadata=spec("the disk: an ARM id, or an unmanaged disk's VHD blob URL", max_length=2048))
+    lun: int | None = field(default=None, metadata=spec("its LUN; null for the OS disk", minimum=0, maximum=63))
+    snapshot_id: str = field(default="", metadata=spec("the snapshot taken of it", max_length=2048))
+    repository_point_id: str | None = field(default=None, metadata=spec("its repository point (image points)"))
+    size: int = field(default=0, metadata=spec("the disk's size in bytes", minimum=0))
+
+
+@dataclass(frozen=True)
 class RestorePoint:
     """A state of one resource that can be restored."""
 
@@ -146,6 +158,9 @@ class RestorePoint:
     )
     repository_point_id: str | None = field(
         default=None, metadata=spec("the point's id in the repository (image, bacpac)")
+    )
+    disks: tuple[PointDisk, ...] = field(
+        default=(), metadata=spec("a VM point's disks: the OS disk, then data disks by LUN", max_items=64)
     )
 
 

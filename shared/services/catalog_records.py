@@ -6,6 +6,11 @@ The catalog keeps one image-level restore point per VM and session (kind ``image
 repository point per disk; the catalog model holds a single id field). Per-disk facts (which
 repository point and snapshot a disk's last backup made) come from that session's job-status
 record of the disk (``job_id_for(session, disk)``): the worker wrote them and nobody edits them.
+Each point's ``disks`` lists every disk with its LUN, snapshot, repository point and size: what a
+restore needs to rebuild the VM with the same layout.
+
+Every session also records a snapshot point (kind ``snapshot``) per VM whose disks were all
+snapshotted: the fast restore path (disks created from the snapshots) while they are retained.
 
 Sessions are saved as the catalog's ``Session`` with one ``ResourceResult`` per VM.
 """
@@ -15,21 +20,27 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from shared.catalog.model import PointKind, ResourceResult, RestorePoint, Session, Status, TriggerKind
+from shared.catalog.model import PointDisk, PointKind, ResourceResult, RestorePoint, Session, Status, TriggerKind
 from shared.catalog.port import Catalog
 from shared.core.clock import parse_time
 from shared.policy.azure_ids import ResourceKind
 
 from .job_status import JobStatusStore
 from .messages import IMAGE_LEVEL, ON_DEMAND, PointRecord, SessionRecord
+from .messages import ResourceResult as SessionResourceResult
 from .sql_backup import bacpac_point_id
 from .vm_backup import session_key
 from .worker_jobs import job_id_for
 
-__all__ = ["CatalogRecords", "image_point_id"]
+__all__ = ["CatalogRecords", "image_point_id", "snapshot_point_id"]
 
 _SEARCH = 50
 _TEXT_LIMIT = 4000
+
+
+def snapshot_point_id(session_id: str, vm_id: str) -> str:
+    """The catalog id of a VM's snapshot point in a session (a valid catalog id)."""
+    return f"snap-{session_key(session_id)}-{hashlib.sha256(vm_id.lower().encode()).hexdigest()[:12]}"
 
 
 def image_point_id(session_id: str, vm_id: str) -> str:
@@ -62,6 +73,7 @@ class CatalogRecords:
                     size=sum(p.size_bytes for p in ordered),
                     snapshot_ids=tuple(p.snapshot_id for p in ordered),
                     repository_point_id=",".join(p.point_id for p in ordered),
+                    disks=tuple(PointDisk(p.disk_id, p.lun, p.snapshot_id, p.point_id, p.size_bytes) for p in ordered),
                 )
             )
 
@@ -118,6 +130,8 @@ class CatalogRecords:
                     point_ids=(point_id,) if backed_up else (),
                 )
             )
+        for result in session.resources:
+            self._record_snapshot_point(session, result)
         self._catalog.save_session(
             Session(
                 session_id=session.session_id,
@@ -130,5 +144,25 @@ class CatalogRecords:
                 image_backup=session.image_level,
                 reason=session.reason[:_TEXT_LIMIT],
                 resources=tuple(resources),
+            )
+        )
+
+    def _record_snapshot_point(self, session: SessionRecord, result: SessionResourceResult) -> None:
+        """A VM whose every disk was snapshotted gets a snapshot point: the fast restore path."""
+        disks = sorted(result.disks, key=lambda d: -1 if d.lun is None else d.lun)
+        if not disks or "/providers/microsoft.sql/" in result.resource_id.lower():
+            return
+        if any(not d.snapshot_id for d in disks):
+            return  # a partial set of snapshots is not a consistent point of the VM
+        self._catalog.add_point(
+            RestorePoint(
+                point_id=snapshot_point_id(session.session_id, result.resource_id),
+                resource_id=result.resource_id,
+                kind=PointKind.SNAPSHOT,
+                time=parse_time(session.started),
+                policy_id=session.policy_id,
+                session_id=session.session_id,
+                snapshot_ids=tuple(d.snapshot_id or "" for d in disks),
+                disks=tuple(PointDisk(d.disk_id, d.lun, d.snapshot_id or "") for d in disks),
             )
         )
