@@ -286,7 +286,9 @@ def build_sql_services(app: Services, *, clock: Clock | None = None) -> SqlServi
         discover=DiscoverSqlDatabases(policies, sql),
         preflight=SqlPreflight(sql, probe),
         copy=SqlCopyToStaging(sql),
-        export=ExportBacpac(sql, policies, SecretResolvers(), staging, clock),
+        export=ExportBacpac(
+            sql, policies, SecretResolvers.for_azure(settings.azure, clients.credential), staging, clock
+        ),
         jobs=jobs,
         record_point=RecordBacpacPoint(app.catalog),
         cleanup=SqlCleanup(sql, staging),

@@ -28,6 +28,7 @@ from shared.core.errors import ConfigError
 __all__ = ["PUBLIC_ARM_ENDPOINT", "AzureSettings"]
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
+PUBLIC_KEY_VAULT_URL = "https://{vault}.vault.azure.net"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class AzureSettings:
     """Retries of one ARM request on 429/5xx/connection errors (Retry-After is honoured)."""
     sas_seconds: int = 4 * 3600
     """Lifetime of a read SAS for a snapshot (30 s .. 60 days); long enough for one disk's copy."""
+    key_vault_url: str = PUBLIC_KEY_VAULT_URL
+    """A vault's data-plane URL, ``{vault}`` standing for its name (the simulator serves vaults itself)."""
 
     def __post_init__(self) -> None:
         if not self.subscription_id:
@@ -108,6 +111,7 @@ class AzureSettings:
             "ca_bundle": get("ca_bundle"),
             "static_token": "bulwark-local",
             "polling_interval": 0.0,
+            "key_vault_url": str(get("arm_endpoint")).rstrip("/") + "/keyvault/{vault}",
         }
         values.update(overrides)
         return cls(**values)

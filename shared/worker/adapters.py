@@ -1,8 +1,8 @@
 """Adapters the worker's use case runs on: secrets, the repository, managed-disk snapshot sources.
 
 * :class:`SecretResolvers`: ``file`` references are read from disk (local mode: a secret file next
-  to the stack); ``keyvault`` references need the Key Vault client, which arrives with the
-  deployment work: until then they raise a ConfigError that says so.
+  to the stack); ``keyvault`` references are read from Key Vault with the process's credential
+  (:meth:`SecretResolvers.for_azure`; the simulator's vaults locally).
 * :class:`StoreRepositoryOpener`: ``open_store`` + ``Repository.open`` with the storage
   credentials of the worker's environment (its managed identity in Azure).
 * :class:`ManagedDiskSources`, :class:`VhdBlobSources`: ``ManagedDiskSnapshotSource`` and
@@ -15,8 +15,12 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from azure.core.credentials import TokenCredential
+
+from shared.azure.keyvault import KeyVaultSecrets
 from shared.azure.model import SasUrl
 from shared.azure.pageblob import DataPlaneOptions
+from shared.azure.settings import AzureSettings
 from shared.azure.upload import DiskUpload
 from shared.core.clock import Clock
 from shared.core.errors import ConfigError
@@ -61,21 +65,32 @@ class FileSecretResolver:
 
 
 class KeyVaultSecretResolver:
-    """Placeholder until the deployment brings the Key Vault client (azure-keyvault-secrets)."""
+    """A secret in Key Vault: the reference's vault and secret name, its latest version."""
+
+    def __init__(self, secrets: KeyVaultSecrets | None) -> None:
+        self._secrets = secrets
 
     def resolve(self, reference: SecretRef) -> str:
-        raise ConfigError(
-            f"cannot read {reference.describe()}: this build has no Key Vault client yet",
-            hint="use a file secret reference (local mode) until the Azure deployment adds Key Vault support",
-        )
+        if self._secrets is None or not reference.vault or not reference.name:
+            raise ConfigError(
+                f"cannot read {reference.describe()}: this process was started without Azure settings",
+                hint="build the resolvers with SecretResolvers.for_azure (the worker and the app do)",
+            )
+        return self._secrets.get(reference.vault, reference.name)
 
 
 class SecretResolvers:
     """Dispatches a reference to the resolver of its kind."""
 
     def __init__(self, by_kind: Mapping[str, SecretResolver] | None = None) -> None:
-        defaults: dict[str, SecretResolver] = {"file": FileSecretResolver(), "keyvault": KeyVaultSecretResolver()}
+        defaults: dict[str, SecretResolver] = {"file": FileSecretResolver(), "keyvault": KeyVaultSecretResolver(None)}
         self._by_kind = dict(by_kind or defaults)
+
+    @classmethod
+    def for_azure(cls, settings: AzureSettings, credential: TokenCredential) -> SecretResolvers:
+        """Files, and Key Vault secrets read with ``credential`` from the vaults ``settings`` address."""
+        vaults = KeyVaultSecrets(settings, credential)
+        return cls({"file": FileSecretResolver(), "keyvault": KeyVaultSecretResolver(vaults)})
 
     def resolve(self, reference: SecretRef) -> str:
         resolver = self._by_kind.get(reference.kind)

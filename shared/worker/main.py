@@ -92,10 +92,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         settings = arm_settings(spec.arm)
         clients = AzureClients(settings)
         status = TableJobStatusStore.for_reference(spec.status, client_id=settings.managed_identity_client_id)
+        secrets = SecretResolvers.for_azure(settings, clients.credential)
         job: ImageBackupJob | BacpacBackupJob | ImageRestoreJob
         if spec.kind == "image-restore":
             job = ImageRestoreJob(
-                secrets=SecretResolvers(),
+                secrets=secrets,
                 repositories=StoreRepositoryOpener(environment, SystemClock()),
                 access=clients.compute(),
                 uploads=DiskUploads(clients.data_plane()),
@@ -105,7 +106,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             )
         elif spec.kind == "bacpac-backup":
             job = BacpacBackupJob(
-                secrets=SecretResolvers(),
+                secrets=secrets,
                 repositories=StoreRepositoryOpener(environment, SystemClock()),
                 downloads=BlobBacpacDownloads(client_id=settings.managed_identity_client_id),
                 status=status,
@@ -114,7 +115,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             )
         else:
             job = ImageBackupJob(
-                secrets=SecretResolvers(),
+                secrets=secrets,
                 repositories=StoreRepositoryOpener(environment, SystemClock()),
                 access=clients.compute(),
                 sources=ManagedDiskSources(clients.data_plane()),

@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from azure.core.exceptions import AzureError
+from azure.keyvault.secrets import SecretClient
+
+from shared.azure.credential import StaticTokenCredential
+from shared.azure.keyvault import vault_url
+from shared.azure.settings import AzureSettings
 
 from .simulator.client import GUEST_PIECE, AdminApiError, AdminClient
 from .stack import DEFAULT_STACK_FILE, Stack, load_stack
@@ -25,11 +31,13 @@ seed_app = typer.Typer(help="Create simulated estates.", no_args_is_help=True)
 sql_app = typer.Typer(help="Simulated SQL databases: change rows, switch export failures, show the catalog.")
 aci_app = typer.Typer(help="Simulated container groups (local processes): kill, list, image map.")
 faults_app = typer.Typer(help="Inject ARM throttling, 5xx, delays, SAS read resets and early SAS expiry.")
+keyvault_app = typer.Typer(help="Simulated Key Vault secrets (what policies name as key_vault_secret).")
 app.add_typer(guest_app, name="guest")
 app.add_typer(seed_app, name="seed")
 app.add_typer(sql_app, name="sql", no_args_is_help=True)
 app.add_typer(aci_app, name="aci", no_args_is_help=True)
 app.add_typer(faults_app, name="faults", no_args_is_help=True)
+app.add_typer(keyvault_app, name="keyvault", no_args_is_help=True)
 
 _state: dict[str, Path] = {}
 
@@ -308,6 +316,43 @@ def faults_clear() -> None:
     except AdminApiError as error:
         _fail(str(error))
     typer.echo("faults cleared")
+
+
+# -- Key Vault ------------------------------------------------------------------------------------
+
+
+@keyvault_app.command("set")
+def keyvault_set(
+    vault: Annotated[str, typer.Argument(help="The vault's name (BULWARK_KEY_VAULT of the app).")],
+    name: Annotated[str, typer.Argument(help="The secret's name (a policy's key_vault_secret).")],
+    source: Annotated[
+        Path, typer.Option("--from-file", help="File holding the value ('-' = stdin); one trailing newline is dropped.")
+    ],
+) -> None:
+    """Store a new version of a secret, through the real Key Vault client (the value never goes on argv)."""
+    stack = _stack()
+    try:
+        raw = typer.get_text_stream("stdin").read() if str(source) == "-" else source.read_text(encoding="utf-8")
+    except OSError as error:
+        _fail(f"cannot read {source}: {error.strerror or error}")
+    value = raw.removesuffix("\n").removesuffix("\r")
+    if not value:
+        _fail("the secret value is empty")
+    settings = AzureSettings.for_local_stack(stack)
+    url = vault_url(settings, vault)
+    assert settings.static_token is not None
+    client = SecretClient(
+        url,
+        StaticTokenCredential(settings.static_token),
+        connection_verify=stack.ca_bundle,
+        verify_challenge_resource=False,  # a loopback host cannot match the challenge's vault.azure.net
+    )
+    try:
+        with client:
+            secret = client.set_secret(name, value)
+    except (AzureError, ValueError) as error:
+        _fail(f"could not set {name} in vault {vault}: {str(error).splitlines()[0]}")
+    typer.echo(f"set {name} in vault {vault} (version {secret.properties.version}) at {url}")
 
 
 def main() -> None:

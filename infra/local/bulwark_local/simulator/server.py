@@ -3,6 +3,7 @@
 - ARM port: ``/subscriptions/...`` routed through each provider's route table, plus the admin API
   under ``/_bulwark/``. Any ``Authorization: Bearer <token>`` is accepted; none is a 401.
 - Data-plane port: managed-disk SAS blobs and the VHD storage accounts (dataplane.py).
+- Key Vault secrets on the ARM port under ``/keyvault/{vault}`` (keyvault.py).
 
 A provider is a class with ``routes() -> list[Route]``; compute, network, SQL and Container Instances
 plug in the same way (see ``Simulator._providers``), sharing ``Operations`` and the ``StateStore``.
@@ -27,6 +28,7 @@ from .arm import ArmError, Context, Operations, Route, match, resource_group_rou
 from .compute import ComputeProvider
 from .dataplane import DataPlane, SasIssuer
 from .faults import Faults, reset_midway
+from .keyvault import KeyVaultSecrets
 from .network import NetworkProvider
 from .pagestore import PageStore
 from .sql import SqlAdmin, SqlProvider
@@ -74,6 +76,7 @@ class Simulator:
         self._routes = self._providers(state, pages, sas)
         extra = {**SqlAdmin(state, tables).routes(), **self._aci.admin_routes(), **self._faults.admin_routes()}
         self._admin = AdminApi(state, pages, self.endpoints, extra)
+        self._vaults = KeyVaultSecrets(self.state_dir)
         arm_server = make_server(self._host, self._ports[0], self._arm_app, threaded=True, ssl_context=context)
         self.arm_url = f"https://{self._host}:{arm_server.server_port}"
         for server in (arm_server, data_server):
@@ -127,6 +130,8 @@ class Simulator:
         request = Request(environ)
         if request.path.startswith(PREFIX + "/") or request.path == PREFIX:
             response = self._admin.handle(request)
+        elif self._vaults.handles(request.path):
+            response = self._vaults.handle(request)  # Key Vault's own auth challenge, not ARM's 401
         else:
             response = self._arm(request)
         response.headers["x-ms-request-id"] = str(uuid.uuid4())
