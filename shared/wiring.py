@@ -55,6 +55,7 @@ from shared.services.vm_backup import (
     SnapshotDisk,
 )
 from shared.services.worker_jobs import JobSettings, WorkerJobs
+from shared.telemetry.setup import TELEMETRY_ENV, configure_telemetry, worker_environment
 from shared.worker.adapters import SecretResolvers
 from shared.worker.launchers import ContainerInstancesLauncher, LocalProcessLauncher
 from shared.worker.table_status import DEFAULT_TABLE as JOBS_TABLE
@@ -111,8 +112,10 @@ def build_services(
     catalog: Catalog | None = None,
     launcher: WorkerLauncher | None = None,
     clock: Clock | None = None,
+    worker_env: Mapping[str, str] | None = None,
 ) -> Services:
-    """Everything the activities need, wired explicitly from ``settings``; parts may be replaced."""
+    """Everything the activities need, wired explicitly from ``settings``; parts may be replaced.
+    ``worker_env``: extra variables for workers (where their telemetry goes)."""
     clock = clock or SystemClock()
     closers: list[Callable[[], None]] = []
     clients = AzureClients(settings.azure)
@@ -139,7 +142,7 @@ def build_services(
     sessions: SessionCatalog
     points = sessions = CatalogRecords(catalog, status)
     if launcher is None:
-        launcher = _launcher(settings, clients)
+        launcher = _launcher(settings, clients, worker_env or {})
         if isinstance(launcher, LocalProcessLauncher):
             closers.append(launcher.close)
     jobs = WorkerJobs(
@@ -180,13 +183,16 @@ class AzurePolicyTable(AzureTablePolicyStore):
         return self
 
 
-def _launcher(settings: Settings, clients: AzureClients) -> WorkerLauncher:
+def _launcher(settings: Settings, clients: AzureClients, worker_env: Mapping[str, str]) -> WorkerLauncher:
     worker = settings.worker
     if worker.launcher == "local-process":
         root = str(Path(__file__).resolve().parents[1])
         local = str(Path(root) / "infra" / "local")
-        return LocalProcessLauncher(settings.state_dir.resolve() / "workers", pythonpath=os.pathsep.join([root, local]))
+        return LocalProcessLauncher(
+            settings.state_dir.resolve() / "workers", pythonpath=os.pathsep.join([root, local]), environment=worker_env
+        )
     environment = {"AZURE_CLIENT_ID": worker.identity_client_id} if worker.identity_client_id else {}
+    environment.update(worker_env)
     return ContainerInstancesLauncher(
         clients.containers(),
         subscription_id=settings.azure.subscription_id,
@@ -206,11 +212,12 @@ _built: dict[tuple[tuple[str, str], ...], Services] = {}
 def services(env: Mapping[str, str] | None = None) -> Services:
     """The process's services for the current environment (built on first use, then cached)."""
     source = os.environ if env is None else env
-    key = tuple((name, source.get(name, "")) for name in ENV_NAMES)
+    key = tuple((name, source.get(name, "")) for name in ENV_NAMES + TELEMETRY_ENV)
     with _lock:
         found = _built.get(key)
         if found is None:
-            found = build_services(Settings.from_env(source))
+            configure_telemetry(source, service="bulwark-app")  # the app's edge: its first use
+            found = build_services(Settings.from_env(source), worker_env=worker_environment(source))
             _built[key] = found
         return found
 

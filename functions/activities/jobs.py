@@ -20,14 +20,26 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="request", activity=names.START_BACKUP_JOB)
 def start_backup_job(request: dict[str, Any]) -> dict[str, Any]:
-    return guarded(names.START_BACKUP_JOB, lambda: services().jobs.start(StartJobRequest.from_dict(request)).to_dict())
+    return guarded(
+        names.START_BACKUP_JOB,
+        lambda: services().jobs.start(StartJobRequest.from_dict(request)).to_dict(),
+        request=request,
+    )
 
 
 @bp.activity_trigger(input_name="request", activity=names.POLL_BACKUP_JOBS)
 def poll_backup_jobs(request: dict[str, Any]) -> dict[str, Any]:
-    return guarded(names.POLL_BACKUP_JOBS, lambda: services().jobs.poll(PollJobsRequest.from_dict(request)).to_dict())
+    return guarded(
+        names.POLL_BACKUP_JOBS,
+        lambda: services().jobs.poll(PollJobsRequest.from_dict(request)).to_dict(),
+        request=request,
+    )
 
 
 @bp.activity_trigger(input_name="request", activity=names.STOP_BACKUP_JOBS)
 def stop_backup_jobs(request: dict[str, Any]) -> dict[str, Any]:
-    return guarded(names.STOP_BACKUP_JOBS, lambda: services().jobs.stop(PollJobsRequest.from_dict(request)).to_dict())
+    return guarded(
+        names.STOP_BACKUP_JOBS,
+        lambda: services().jobs.stop(PollJobsRequest.from_dict(request)).to_dict(),
+        request=request,
+    )

@@ -14,6 +14,7 @@ from shared.services.messages import SessionRecord
 from shared.wiring import services
 
 from .guard import guarded
+from .observe import observe_session
 
 bp = df.Blueprint()
 
@@ -21,5 +22,8 @@ bp = df.Blueprint()
 @bp.activity_trigger(input_name="request", activity=names.RECORD_SESSION)
 def record_session(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
-        names.RECORD_SESSION, lambda: services().record_session.run(SessionRecord.from_dict(request)).to_dict()
+        names.RECORD_SESSION,
+        lambda: services().record_session.run(SessionRecord.from_dict(request)).to_dict(),
+        request=request,
+        observe=observe_session,
     )

@@ -31,34 +31,43 @@ def discover_sql_databases(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.DISCOVER_SQL_DATABASES,
         lambda: sql_services().discover.run(DiscoverRequest.from_dict(request)).to_dict(),
+        request=request,
     )
 
 
 @bp.activity_trigger(input_name="request", activity=names.SQL_PREFLIGHT)
 def sql_preflight(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
-        names.SQL_PREFLIGHT, lambda: sql_services().preflight.run(SqlBackupRequest.from_dict(request)).to_dict()
+        names.SQL_PREFLIGHT,
+        lambda: sql_services().preflight.run(SqlBackupRequest.from_dict(request)).to_dict(),
+        request=request,
     )
 
 
 @bp.activity_trigger(input_name="request", activity=names.SQL_COPY_TO_STAGING)
 def sql_copy_to_staging(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
-        names.SQL_COPY_TO_STAGING, lambda: sql_services().copy.run(SqlBackupRequest.from_dict(request)).to_dict()
+        names.SQL_COPY_TO_STAGING,
+        lambda: sql_services().copy.run(SqlBackupRequest.from_dict(request)).to_dict(),
+        request=request,
     )
 
 
 @bp.activity_trigger(input_name="request", activity=names.SQL_EXPORT_BACPAC)
 def sql_export_bacpac(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
-        names.SQL_EXPORT_BACPAC, lambda: sql_services().export.run(SqlExportRequest.from_dict(request)).to_dict()
+        names.SQL_EXPORT_BACPAC,
+        lambda: sql_services().export.run(SqlExportRequest.from_dict(request)).to_dict(),
+        request=request,
     )
 
 
 @bp.activity_trigger(input_name="request", activity=names.START_BACPAC_JOB)
 def start_bacpac_job(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
-        names.START_BACPAC_JOB, lambda: sql_services().jobs.start(StartBacpacJobRequest.from_dict(request)).to_dict()
+        names.START_BACPAC_JOB,
+        lambda: sql_services().jobs.start(StartBacpacJobRequest.from_dict(request)).to_dict(),
+        request=request,
     )
 
 
@@ -67,9 +76,14 @@ def record_bacpac_point(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.RECORD_BACPAC_POINT,
         lambda: sql_services().record_point.run(RecordPointsRequest.from_dict(request)).to_dict(),
+        request=request,
     )
 
 
 @bp.activity_trigger(input_name="request", activity=names.SQL_CLEANUP)
 def sql_cleanup(request: dict[str, Any]) -> dict[str, Any]:
-    return guarded(names.SQL_CLEANUP, lambda: sql_services().cleanup.run(SqlBackupRequest.from_dict(request)).to_dict())
+    return guarded(
+        names.SQL_CLEANUP,
+        lambda: sql_services().cleanup.run(SqlBackupRequest.from_dict(request)).to_dict(),
+        request=request,
+    )

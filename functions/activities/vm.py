@@ -14,18 +14,28 @@ from shared.services.messages import DiscoverRequest, RecordPointsRequest, Reten
 from shared.wiring import services
 
 from .guard import guarded
+from .observe import observe_retention, observe_snapshot
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="request", activity=names.DISCOVER_VMS)
 def discover_vms(request: dict[str, Any]) -> dict[str, Any]:
-    return guarded(names.DISCOVER_VMS, lambda: services().discover.run(DiscoverRequest.from_dict(request)).to_dict())
+    return guarded(
+        names.DISCOVER_VMS,
+        lambda: services().discover.run(DiscoverRequest.from_dict(request)).to_dict(),
+        request=request,
+    )
 
 
 @bp.activity_trigger(input_name="request", activity=names.SNAPSHOT_DISK)
 def snapshot_disk(request: dict[str, Any]) -> dict[str, Any]:
-    return guarded(names.SNAPSHOT_DISK, lambda: services().snapshot.run(SnapshotRequest.from_dict(request)).to_dict())
+    return guarded(
+        names.SNAPSHOT_DISK,
+        lambda: services().snapshot.run(SnapshotRequest.from_dict(request)).to_dict(),
+        request=request,
+        observe=observe_snapshot,
+    )
 
 
 @bp.activity_trigger(input_name="request", activity=names.RECORD_RESTORE_POINTS)
@@ -33,6 +43,7 @@ def record_restore_points(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.RECORD_RESTORE_POINTS,
         lambda: services().record_points.run(RecordPointsRequest.from_dict(request)).to_dict(),
+        request=request,
     )
 
 
@@ -41,4 +52,6 @@ def apply_snapshot_retention(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.APPLY_SNAPSHOT_RETENTION,
         lambda: services().retention.run(RetentionRequest.from_dict(request)).to_dict(),
+        request=request,
+        observe=observe_retention,
     )

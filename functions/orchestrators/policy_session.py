@@ -40,6 +40,7 @@ from shared.services.messages import (
 )
 
 from .flow import BackoffRetry, failure_reason
+from .tracing import OrchestrationTrace
 
 bp = df.Blueprint()
 
@@ -52,12 +53,12 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
     request = SessionRequest.from_dict(context.get_input())
     session_id = context.instance_id
     started = format_time(context.current_utc_datetime)
+    trace = OrchestrationTrace.begin(context, request.traceparent)
+    discover = DiscoverRequest(request.policy_id, session_id, trace.traceparent)
     context.set_custom_status(SessionProgress(phase="discovering").to_dict())
 
     try:
-        discovered = yield context.call_activity_with_retry(
-            names.DISCOVER_VMS, DISCOVER_RETRY, DiscoverRequest(request.policy_id, session_id).to_dict()
-        )
+        discovered = yield context.call_activity_with_retry(names.DISCOVER_VMS, DISCOVER_RETRY, discover.to_dict())
     except Exception as error:
         plan = None
         reason = f"discovery failed: {failure_reason(error)}"
@@ -69,7 +70,7 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
     if plan is not None:
         try:
             found = yield context.call_activity_with_retry(
-                names.DISCOVER_SQL_DATABASES, DISCOVER_RETRY, DiscoverRequest(request.policy_id, session_id).to_dict()
+                names.DISCOVER_SQL_DATABASES, DISCOVER_RETRY, discover.to_dict()
             )
         except Exception as error:  # the VMs are still backed up; the session fails with the reason
             reason = f"discovery of SQL databases failed: {failure_reason(error)}"
@@ -84,12 +85,18 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
     children: list[tuple[str, dict[str, Any], str, str, str]] = []
     if plan is not None:
         for index, vm in enumerate(plan.vms):
-            child = VmBackupRequest(request.policy_id, session_id, image_level, vm)
+            child = VmBackupRequest(request.policy_id, session_id, image_level, vm, trace.traceparent)
             children.append((names.VM_BACKUP, child.to_dict(), f"{session_id}:vm:{index}", vm.vm_id, vm.name))
     if plan is not None and sql is not None:
         for index, database in enumerate(sql.databases):
             job = SqlBackupRequest(
-                request.policy_id, session_id, database, sql.mode, sql.staging_server, sql.staging_region
+                request.policy_id,
+                session_id,
+                database,
+                sql.mode,
+                sql.staging_server,
+                sql.staging_region,
+                trace.traceparent,
             )
             children.append(
                 (names.SQL_BACKUP, job.to_dict(), f"{session_id}:sql:{index}", database.database_id, database.name)
@@ -145,7 +152,9 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
     )
     context.set_custom_status(_final(record).to_dict())
     try:
-        yield context.call_activity_with_retry(names.RECORD_SESSION, RECORD_RETRY, record.to_dict())
+        # the record is also the output and the catalog's document: the trace context rides beside it
+        traced = dict(record.to_dict(), traceparent=trace.traceparent)
+        yield context.call_activity_with_retry(names.RECORD_SESSION, RECORD_RETRY, traced)
     except Exception as error:
         note = f"the catalog did not record the session: {failure_reason(error)}"
         record = replace(
@@ -153,6 +162,9 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
             status=worse(record.status, RESULT_WARNING),
             reason=f"{record.reason}; {note}" if record.reason else note,
         )
+    attributes = {"bulwark.policy": request.policy_id, "bulwark.slot": request.slot, "bulwark.result": record.status}
+    failed = record.reason or "failed" if record.status == RESULT_FAILED else None
+    trace.end(context, names.POLICY_SESSION, attributes, failed=failed)
     return record.to_dict()
 
 

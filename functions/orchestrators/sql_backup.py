@@ -57,6 +57,7 @@ from shared.services.messages import (
 )
 
 from .flow import BackoffRetry, failure_reason
+from .tracing import OrchestrationTrace
 
 bp = df.Blueprint()
 
@@ -77,6 +78,8 @@ class _StepFailed(Exception):
 @bp.orchestration_trigger(context_name="context", orchestration=names.SQL_BACKUP)
 def sql_backup_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     request = SqlBackupRequest.from_dict(context.get_input())
+    trace = OrchestrationTrace.begin(context, request.traceparent)
+    request = replace(request, traceparent=trace.traceparent)  # this orchestration is its steps' parent
     database = request.database
     status = RESULT_SUCCESS
     reasons: list[str] = []
@@ -106,7 +109,7 @@ def sql_backup_orchestrator(context: df.DurableOrchestrationContext) -> Generato
         outcome = replace(outcome, snapshot_id=export_from)
 
         phase("BACPAC export")
-        export = SqlExportRequest(request.policy_id, request.session_id, database, export_from)
+        export = SqlExportRequest(request.policy_id, request.session_id, database, export_from, request.traceparent)
         try:
             done = yield context.call_activity_with_retry(names.SQL_EXPORT_BACPAC, EXPORT_RETRY, export.to_dict())
         except Exception as error:
@@ -173,6 +176,8 @@ def sql_backup_orchestrator(context: df.DurableOrchestrationContext) -> Generato
                 reasons.append(f"the staging copy or BACPAC may be left over: {failure_reason(error)}")
 
     phase(f"done: {status}")
+    attributes = {"bulwark.database": database.database_id, "bulwark.result": status, "bulwark.mode": request.mode}
+    trace.end(context, names.SQL_BACKUP, attributes, failed="; ".join(reasons) if status == RESULT_FAILED else None)
     return ResourceResult(
         resource_id=database.database_id,
         name=database.name,
@@ -193,7 +198,14 @@ def _run_job(
 
     def start(attempt: int) -> Any:
         job = StartBacpacJobRequest(
-            request.policy_id, request.session_id, request.database, blob_url, export_from, location, attempt
+            request.policy_id,
+            request.session_id,
+            request.database,
+            blob_url,
+            export_from,
+            location,
+            attempt,
+            request.traceparent,
         )
         return context.call_activity_with_retry(names.START_BACPAC_JOB, START_RETRY, job.to_dict())
 

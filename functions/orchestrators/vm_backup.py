@@ -53,6 +53,7 @@ from shared.services.messages import (
 )
 
 from .flow import BackoffRetry, each_completed, failure_reason
+from .tracing import OrchestrationTrace
 
 bp = df.Blueprint()
 
@@ -67,6 +68,8 @@ MAX_POLL_FAILURES = 5
 @bp.orchestration_trigger(context_name="context", orchestration=names.VM_BACKUP)
 def vm_backup_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     request = VmBackupRequest.from_dict(context.get_input())
+    trace = OrchestrationTrace.begin(context, request.traceparent)
+    request = replace(request, traceparent=trace.traceparent)  # this orchestration is its steps' parent
     vm = request.vm
     status = RESULT_SUCCESS
     reasons: list[str] = []
@@ -77,7 +80,9 @@ def vm_backup_orchestrator(context: df.DurableOrchestrationContext) -> Generator
         context.call_activity_with_retry(
             names.SNAPSHOT_DISK,
             SNAPSHOT_RETRY,
-            SnapshotRequest(request.policy_id, request.session_id, vm.vm_id, vm.resource_group, disk).to_dict(),
+            SnapshotRequest(
+                request.policy_id, request.session_id, vm.vm_id, vm.resource_group, disk, request.traceparent
+            ).to_dict(),
         )
         for disk in vm.disks
     ]
@@ -128,7 +133,7 @@ def vm_backup_orchestrator(context: df.DurableOrchestrationContext) -> Generator
     if retained:
         context.set_custom_status({"phase": "snapshot retention", "vm": vm.name})
         retention = RetentionRequest(
-            request.policy_id, request.session_id, vm.vm_id, vm.resource_group, tuple(retained)
+            request.policy_id, request.session_id, vm.vm_id, vm.resource_group, tuple(retained), request.traceparent
         )
         try:
             applied = yield context.call_activity_with_retry(
@@ -141,6 +146,8 @@ def vm_backup_orchestrator(context: df.DurableOrchestrationContext) -> Generator
             deleted = RetentionResult.from_dict(applied).deleted
 
     context.set_custom_status({"phase": f"done: {status}", "vm": vm.name})
+    attributes = {"bulwark.vm": vm.vm_id, "bulwark.result": status, "bulwark.disks": len(vm.disks)}
+    trace.end(context, names.VM_BACKUP, attributes, failed="; ".join(reasons) if status == RESULT_FAILED else None)
     return ResourceResult(
         resource_id=vm.vm_id,
         name=vm.name,
@@ -171,6 +178,7 @@ def _run_jobs(
             disk,
             snapshots[disk.disk_id].snapshot_id,
             attempt,
+            request.traceparent,
         )
         return context.call_activity_with_retry(names.START_BACKUP_JOB, START_RETRY, job.to_dict())
 

@@ -38,6 +38,7 @@ from shared.core.clock import SystemClock
 from shared.core.errors import BulwarkError, ConfigError, UsageError
 from shared.services.api import Answer, PolicyApi, SessionApi, UnsupportedMediaTypeError, error_answer
 from shared.services.messages import ON_DEMAND, SessionRequest
+from shared.telemetry.spans import span
 from shared.wiring import services
 
 bp = df.Blueprint()
@@ -101,8 +102,12 @@ async def run_policy(req: func.HttpRequest, client: df.DurableOrchestrationClien
                 )
             )
         )
-    request = SessionRequest(policy_id, ON_DEMAND, plan.image_level if image_level is None else image_level)
-    instance_id = await client.start_new(names.POLICY_SESSION, on_demand_id(policy_id), request.to_dict())
+    instance_id = on_demand_id(policy_id)
+    attributes = {"bulwark.policy": policy_id, "bulwark.instance": instance_id, "http.route": "policies/{id}/run"}
+    with span("POST /api/policies/{policy_id}/run", kind="server", attributes=attributes) as trigger:
+        level = plan.image_level if image_level is None else image_level
+        request = SessionRequest(policy_id, ON_DEMAND, level, trigger.traceparent)
+        instance_id = await client.start_new(names.POLICY_SESSION, instance_id, request.to_dict())
     response: func.HttpResponse = client.create_check_status_response(req, instance_id)
     return response
 

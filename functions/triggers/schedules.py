@@ -21,6 +21,7 @@ import azure.functions as func
 from functions import names
 from shared.core.clock import SystemClock, parse_time
 from shared.services.messages import SessionRequest
+from shared.telemetry.spans import span
 from shared.wiring import services
 
 bp = df.Blueprint()
@@ -38,12 +39,15 @@ async def start_due_sessions(timer: func.TimerRequest, client: df.DurableOrchest
     for session in due:
         if await client.get_status(session.instance_id):
             continue  # this slot ran or runs already: never twice
-        request = SessionRequest(session.policy_id, session.slot, session.image_level)
-        try:
-            await client.start_new(names.POLICY_SESSION, session.instance_id, request.to_dict())
-        except Exception as exc:  # a concurrent tick started it first (409); the next tick looks again
-            log.warning("session %s not started: %s", session.instance_id, exc)
-            continue
+        attributes = {"bulwark.policy": session.policy_id, "bulwark.instance": session.instance_id}
+        with span("scheduled session", kind="server", attributes=attributes) as trigger:
+            request = SessionRequest(session.policy_id, session.slot, session.image_level, trigger.traceparent)
+            try:
+                await client.start_new(names.POLICY_SESSION, session.instance_id, request.to_dict())
+            except Exception as exc:  # a concurrent tick started it first (409); the next tick looks again
+                trigger.fail("not started")
+                log.warning("session %s not started: %s", session.instance_id, exc)
+                continue
         log.info("started session %s", session.instance_id)
 
 

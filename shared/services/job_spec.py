@@ -279,6 +279,9 @@ class JobSpec:
     source: JobSource
     tags: Mapping[str, str] = field(default_factory=dict, hash=False)
     attempt: int = 1
+    traceparent: str = ""
+    """The W3C trace context of the activity that started the job (ids only), so the worker's span
+    joins the session's trace."""
 
     def __post_init__(self) -> None:
         if self.kind not in JOB_KINDS:
@@ -300,6 +303,7 @@ class JobSpec:
             "status": self.status.to_dict(),
             "source": self.source.to_dict(),
             "tags": dict(self.tags),
+            **({"traceparent": self.traceparent} if self.traceparent else {}),
         }
 
     def to_json(self) -> str:
@@ -330,6 +334,7 @@ class JobSpec:
             source=JobSource.from_dict(_section(doc, "source")),
             tags={str(k): str(v) for k, v in tags.items()},
             attempt=attempt,
+            traceparent=str(doc.get("traceparent") or ""),
         )
 
     @classmethod

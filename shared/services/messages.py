@@ -3,7 +3,8 @@
 Every message turns into a JSON-safe dict with ``to_dict()`` and back with ``from_dict()``; the
 Durable history only ever holds those dicts. No message carries a secret: resources travel as ids,
 the repository's passphrase as a reference (``SecretRef``), SAS URLs not at all (the worker grants
-its own).
+its own). Requests carry the W3C ``traceparent`` of the span they run under (ids only; see
+``shared.telemetry``), so one trace follows a session into its workers.
 
 Flow of one session (names in ``functions/names.py``)::
 
@@ -158,12 +159,14 @@ class SessionRequest(Message):
     policy_id: str
     slot: str = ON_DEMAND
     image_level: bool = True
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
 class DiscoverRequest(Message):
     policy_id: str
     session_id: str
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,7 @@ class VmBackupRequest(Message):
     session_id: str
     image_level: bool
     vm: VmTarget
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,7 @@ class SnapshotRequest(Message):
     vm_id: str
     resource_group: str
     disk: DiskTarget
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -232,6 +237,7 @@ class StartJobRequest(Message):
     disk: DiskTarget
     snapshot_id: str
     attempt: int = 1
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -314,6 +320,7 @@ class RetentionRequest(Message):
     vm_id: str
     resource_group: str
     disk_ids: tuple[str, ...]
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -433,6 +440,7 @@ class SqlBackupRequest(Message):
     mode: str = SQL_DIRECT
     staging_server: str | None = None
     staging_region: str | None = None
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -456,6 +464,7 @@ class SqlExportRequest(Message):
     database: SqlTarget
     export_from: str
     """The database the export service reads: the source itself, or its staging copy."""
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -476,6 +485,7 @@ class StartBacpacJobRequest(Message):
     exported_from: str
     worker_location: str
     attempt: int = 1
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)

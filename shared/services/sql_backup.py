@@ -38,6 +38,7 @@ from shared.policy.azure_ids import ResourceKind
 from shared.policy.model import Policy, SqlMode
 from shared.policy.scope import scope_includes
 from shared.policy.store import PolicyStore
+from shared.telemetry.spans import current_traceparent
 
 from .job_spec import JobSource, JobSpec, RepositoryRef, SecretRef
 from .job_status import JobStatus, JobStatusStore
@@ -302,6 +303,7 @@ class BacpacJobs:
             job_id=job_id,
             kind="bacpac-backup",
             attempt=request.attempt,
+            traceparent=current_traceparent(request.traceparent),
             repository=repository,
             arm=self._settings.arm,
             status=self._settings.status,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from shared.core.clock import Clock, format_time
 from shared.core.errors import BulwarkError
+from shared.telemetry.spans import current_traceparent
 
 from .job_spec import ArmRef, JobSource, JobSpec, StatusRef
 from .job_status import JobStatus, JobStatusStore
@@ -83,6 +84,7 @@ class WorkerJobs:
             job_id=job_id,
             kind="image-backup",
             attempt=request.attempt,
+            traceparent=current_traceparent(request.traceparent),
             repository=plan.repository,
             arm=self._settings.arm,
             status=self._settings.status,

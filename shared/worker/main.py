@@ -29,6 +29,7 @@ from shared.services.bacpac_backup import BacpacBackupJob
 from shared.services.image_backup import ImageBackupJob
 from shared.services.image_restore import ImageRestoreJob
 from shared.services.job_spec import ArmRef, JobSpec
+from shared.telemetry.job import job_telemetry
 
 from .adapters import DiskUploads, ManagedDiskSources, SecretResolvers, StoreRepositoryOpener, VhdBlobSources
 from .table_status import TableJobStatusStore
@@ -124,7 +125,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 clock=SystemClock(),
                 workers=max(1, args.workers),
             )
-        result = job.run(spec)
+        with job_telemetry(spec, environment) as observe:  # the job's span, under the session's trace
+            result = job.run(spec)
+            observe(result)
     except BulwarkError as exc:
         log.error("job %s failed: %s", spec.job_id, exc)
         return exc.exit_code
