@@ -1,0 +1,17 @@
+// Assigns Bulwark's roles to its identity on the whole subscription (protectionScope = 'subscription').
+targetScope = 'subscription'
+
+@description('Object id of the Bulwark identity.')
+param principalId string
+
+@description('Role definition ids to assign on the subscription (empty strings are skipped).')
+param roleDefinitionIds array
+
+resource assignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in filter(roleDefinitionIds, id => !empty(id)): {
+  name: guid(subscription().id, principalId, roleId)
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: roleId
+  }
+}]
