@@ -196,6 +196,20 @@ class AzureSql:
         except AzureError as exc:
             raise translate_arm_error(exc, action="delete", resource=database_id) from exc
 
+    def rename_database(self, database_id: str, new_name: str) -> SqlDatabaseInfo:
+        """Rename a database on its server (ARM's ``move``); the renamed database."""
+        parsed = self._own_id(database_id, _DATABASE)
+        if parsed.name.lower() == "master":
+            raise UsageError("the master database is never renamed")
+        target = f"{parsed.parent()}/databases/{new_name}"
+        try:
+            self._client.databases.rename(
+                parsed.resource_group, parsed.names[0], parsed.name, sm.ResourceMoveDefinition(id=target)
+            )
+        except AzureError as exc:
+            raise translate_arm_error(exc, action=f"rename to '{new_name}'", resource=database_id) from exc
+        return self.get_database(target)
+
     # -- export and import -----------------------------------------------------------------------
 
     def preflight_export(self, database: SqlDatabaseInfo, catalog: DatabaseCatalog) -> int | None:

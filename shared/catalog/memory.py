@@ -15,8 +15,8 @@ from shared.catalog.model import (
     session_from_dict,
     to_dict,
 )
-from shared.catalog.port import Catalog
-from shared.core.errors import SessionNotFoundError
+from shared.catalog.port import POINT_HINT, Catalog
+from shared.core.errors import PointNotFoundError, SessionNotFoundError
 from shared.policy.azure_ids import id_key
 
 __all__ = ["InMemoryCatalog"]
@@ -83,6 +83,12 @@ class InMemoryCatalog:
     def latest_point(self, resource_id: str, kind: PointKind) -> RestorePoint | None:
         points = self.list_points(resource_id, kind=kind, limit=1)
         return points[0] if points else None
+
+    def get_point(self, point_id: str) -> RestorePoint:
+        for (_, _, found), document in self._points.items():
+            if found == point_id:
+                return point_from_dict(document)
+        raise PointNotFoundError(f"the catalog has no restore point '{point_id}'", hint=POINT_HINT)
 
 
 _: type[Catalog] = InMemoryCatalog

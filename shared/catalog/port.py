@@ -21,7 +21,9 @@ from typing import Protocol
 
 from shared.catalog.model import PointKind, RestorePoint, Session
 
-__all__ = ["Catalog", "latest_image_points", "protected_snapshot_ids"]
+__all__ = ["POINT_HINT", "Catalog", "latest_image_points", "protected_snapshot_ids"]
+
+POINT_HINT = "list a resource's points with GET /api/points?resource=<id> or `bulwark sessions`"
 
 
 class Catalog(Protocol):
@@ -49,6 +51,10 @@ class Catalog(Protocol):
     ) -> list[RestorePoint]: ...
 
     def latest_point(self, resource_id: str, kind: PointKind) -> RestorePoint | None: ...
+
+    def get_point(self, point_id: str) -> RestorePoint:
+        """The point with this catalog id, whatever its resource; PointNotFoundError if none."""
+        ...
 
 
 def latest_image_points(catalog: Catalog, resource_ids: Iterable[str]) -> dict[str, RestorePoint]:

@@ -17,7 +17,7 @@ Two tables, with keys designed for the queries (Table storage returns a partitio
     A restore point: PartitionKey = the first 32 hex digits of SHA-256 of the lower-cased resource id
     (ARM ids hold ``/``, which keys cannot), RowKey = ``<inverted time>_<point id>``, so a resource's
     points read newest first; ``Kind`` filters by kind. ``ResourceId``, ``Kind``, ``Time``, ``PolicyId``,
-    ``SessionId`` and ``Size`` are properties, the JSON document is in ``Doc*``.
+    ``SessionId``, ``PointId`` and ``Size`` are properties, the JSON document is in ``Doc*``.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from shared.catalog.model import (
     session_from_dict,
     to_dict,
 )
-from shared.catalog.port import Catalog
-from shared.core.errors import SessionNotFoundError
+from shared.catalog.port import POINT_HINT, Catalog
+from shared.core.errors import PointNotFoundError, SessionNotFoundError
 from shared.policy.azure_ids import id_key
 from shared.policy.azure_table import (
     ensure_table,
@@ -159,6 +159,7 @@ class AzureTableCatalog:
             "Time": point.time,
             "PolicyId": point.policy_id,
             "SessionId": point.session_id,
+            "PointId": point.point_id,  # get_point's one-query lookup across resources
             "Size": EntityProperty(point.size, EdmType.INT64),  # int32 unless told otherwise
             **pack_document(to_dict(point), what=what),
         }
@@ -187,6 +188,12 @@ class AzureTableCatalog:
     def latest_point(self, resource_id: str, kind: PointKind) -> RestorePoint | None:
         points = self.list_points(resource_id, kind=kind, limit=1)
         return points[0] if points else None
+
+    def get_point(self, point_id: str) -> RestorePoint:
+        found = self._query(self._points, "PointId eq @id", {"id": point_id}, 1, f"restore point '{point_id}'")
+        if not found:
+            raise PointNotFoundError(f"the catalog has no restore point '{point_id}'", hint=POINT_HINT)
+        return point_from_dict(unpack_document(found[0], what=f"restore point '{point_id}'"))
 
     # -- plumbing -------------------------------------------------------------------------------
 

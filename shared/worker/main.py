@@ -19,13 +19,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from shared.azure.bacpac_blobs import BlobBacpacDownloads
+from shared.azure.bacpac_blobs import BlobBacpacDownloads, BlobBacpacUploads
 from shared.azure.clients import AzureClients
 from shared.azure.redaction import install_log_redaction
 from shared.azure.settings import AzureSettings
 from shared.core.clock import SystemClock
 from shared.core.errors import BulwarkError, ConfigError, redact
 from shared.services.bacpac_backup import BacpacBackupJob
+from shared.services.bacpac_restore import BacpacRestoreJob
 from shared.services.image_backup import ImageBackupJob
 from shared.services.image_restore import ImageRestoreJob
 from shared.services.job_spec import ArmRef, JobSpec
@@ -92,10 +93,19 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         settings = arm_settings(spec.arm)
         clients = AzureClients(settings)
-        status = TableJobStatusStore.for_reference(spec.status, client_id=settings.managed_identity_client_id)
         secrets = SecretResolvers.for_azure(settings, clients.credential)
-        job: ImageBackupJob | BacpacBackupJob | ImageRestoreJob
-        if spec.kind == "image-restore":
+        status = TableJobStatusStore.for_reference(spec.status, client_id=settings.managed_identity_client_id)
+        job: ImageBackupJob | BacpacBackupJob | ImageRestoreJob | BacpacRestoreJob
+        if spec.kind == "bacpac-restore":
+            job = BacpacRestoreJob(
+                secrets=secrets,
+                repositories=StoreRepositoryOpener(environment, SystemClock()),
+                uploads=BlobBacpacUploads(client_id=settings.managed_identity_client_id),
+                status=status,
+                clock=SystemClock(),
+                workers=max(1, args.workers),
+            )
+        elif spec.kind == "image-restore":
             job = ImageRestoreJob(
                 secrets=secrets,
                 repositories=StoreRepositoryOpener(environment, SystemClock()),
@@ -139,6 +149,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             status.close()
         if clients is not None:
             clients.close()
+    if spec.kind == "bacpac-restore":
+        log.info("job %s rebuilt point %s into the staging blob", spec.job_id, result["point_id"])
+        print(json.dumps(result, sort_keys=True))
+        return 0
     if spec.kind == "image-restore":
         log.info("job %s wrote %d bytes into %s", spec.job_id, result["bytes_written"], result["disk_id"])
         print(json.dumps(result, sort_keys=True))

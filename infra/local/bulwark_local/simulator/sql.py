@@ -134,6 +134,7 @@ class SqlProvider:
             route("GET", _DATABASE + "/usages", self._database_usages),
             route("POST", _DATABASE + "/export", self._export),
             route("POST", _DATABASE + "/import", self._import_existing),
+            route("POST", _DATABASE + "/move", self._rename_database),
             # Microsoft.Sql puts its database/server operation URLs under the resource group.
             route(
                 "GET",
@@ -477,6 +478,27 @@ class SqlProvider:
         self._state.delete("resources", record["doc"]["id"])
         headers = self._start(ctx, record["doc"]["location"], kind="database")
         return json_response({"operation": "DropLogicalDatabase", "startTime": az_time(ctx.state.now())}, 202, headers)
+
+    def _rename_database(self, ctx: Context) -> Response:
+        """Databases.Rename: ``{"id": <the new id>}`` on the same server; 200 with no body."""
+        record = self._database(ctx)
+        if record["private"].get("system") or record["doc"]["name"].lower() == "master":
+            raise ArmError(400, "CannotRenameSystemDatabase", "A system database cannot be renamed.")
+        target = str((ctx.json() or {}).get("id") or "")
+        server = self.server_id(ctx)
+        prefix = f"{server}/databases/"
+        new_name = target[len(prefix) :] if target.lower().startswith(prefix.lower()) else ""
+        if not new_name or "/" in new_name:
+            raise ArmError(
+                400, "InvalidResourceId", f"The target id '{target}' does not name a database on server '{server}'."
+            )
+        if self._state.get("resources", target) is not None:
+            raise ArmError(409, "DatabaseAlreadyExists", f"The database '{new_name}' already exists.")
+        self._state.delete("resources", record["doc"]["id"])
+        record["doc"]["id"] = f"{prefix}{new_name}"
+        record["doc"]["name"] = new_name
+        self._state.put("resources", record["doc"]["id"], record)
+        return Response(status=200)
 
     def _database_usages(self, ctx: Context) -> Response:
         record = self._database(ctx)

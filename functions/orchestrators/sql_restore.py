@@ -1,0 +1,186 @@
+"""sql_restore_orchestrator: a BACPAC point into a new database (optionally swapped in by name).
+
+    input   SqlRestoreRequest {restore_id, point_id | repository + point_id, server_id, name, stamp,
+                               login?, swap_with_original, confirm}
+    output  SqlRestoreResult  {status Success | Failed, database_id, aside_id, reasons}
+
+1. sql_restore_validate: resolve the point, check the server and the name (nothing is created; a
+   refusal ends the restore Failed with the reason, as the HTTP trigger's own check would);
+2. start_sql_restore_job, then poll_backup_jobs on a durable timer: a ``bacpac-restore`` worker in
+   the server's region rebuilds the BACPAC into the staging container (a lost worker gets another
+   attempt; past the deadline stop_backup_jobs);
+3. sql_restore_import: ARM import into a new database (not retried: a second import would meet the
+   first one's half-made database);
+4. sql_restore_swap, when the restored database takes another's name;
+5. sql_restore_cleanup ALWAYS (``finally``): the staging blob; after a failed job or import, the
+   database the import may have begun.
+
+Custom status: ``{"phase", "point", "server", "name", "bytes", "total"}``. Nothing secret is in the
+input, the plan or the results: the SQL password and the staging blob's SAS are made in activities.
+"""
+
+# The SDK's decorators are untyped; the functions under them are checked all the same.
+# mypy: disable-error-code="untyped-decorator"
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from functions import names
+from shared.services.messages import RESULT_FAILED, RESULT_SUCCESS, JobHandle, JobState, PollJobsRequest, PollJobsResult
+from shared.services.sql_restore import (
+    SqlRestoreCleanupRequest,
+    SqlRestoreImport,
+    SqlRestoreJobRequest,
+    SqlRestorePlan,
+    SqlRestoreRequest,
+    SqlRestoreResult,
+    SqlRestoreSwap,
+)
+
+from .flow import BackoffRetry, failure_reason
+
+bp = df.Blueprint()
+
+START_RETRY = BackoffRetry(10, 4)
+POLL_RETRY = BackoffRetry(5, 3)
+SWAP_RETRY = BackoffRetry(10, 3)
+CLEANUP_RETRY = BackoffRetry(10, 5)
+MAX_POLL_FAILURES = 5
+
+
+class _StepFailed(Exception):
+    """A step ended the restore; its text is the reason."""
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.SQL_RESTORE)
+def sql_restore_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    request = SqlRestoreRequest.from_dict(context.get_input())
+    result = SqlRestoreResult(
+        restore_id=request.restore_id,
+        status=RESULT_SUCCESS,
+        server_id=request.server_id,
+        name=request.name,
+        point_id=request.point_id,
+    )
+
+    def phase(name: str, **more: Any) -> None:
+        status = {"phase": name, "point": request.point_id, "server": request.server_id, "name": request.name}
+        context.set_custom_status({**status, **more})
+
+    phase("validating")
+    try:
+        plan = SqlRestorePlan.from_dict((yield context.call_activity(names.SQL_RESTORE_VALIDATE, request.to_dict())))
+    except Exception as error:
+        phase(f"done: {RESULT_FAILED}")
+        return replace(result, status=RESULT_FAILED, reasons=(failure_reason(error),)).to_dict()
+    result = replace(result, repository_point_id=plan.repository_point_id, name=plan.final_name)
+
+    imported = False
+    closing = False
+    try:
+        phase("rebuilding the BACPAC", bytes=0, total=plan.size_bytes)
+        state = yield from _run_job(context, plan, phase)
+        if state.state != "succeeded":
+            raise _StepFailed(f"rebuilding the BACPAC from the repository failed: {state.reason}")
+
+        phase("importing", database=plan.import_name)
+        try:
+            done = yield context.call_activity(names.SQL_RESTORE_IMPORT, plan.to_dict())
+        except Exception as error:
+            raise _StepFailed(f"the import into '{plan.import_name}' failed: {failure_reason(error)}") from None
+        imported = True
+        database = SqlRestoreImport.from_dict(done)
+        result = replace(result, database_id=database.database_id, name=database.name)
+
+        if plan.swap_target_id is not None:
+            phase("swapping names", aside=plan.aside_name)
+            try:
+                swapped = yield context.call_activity_with_retry(names.SQL_RESTORE_SWAP, SWAP_RETRY, plan.to_dict())
+            except Exception as error:
+                raise _StepFailed(
+                    f"the restored database is '{plan.import_name}', but the swap with "
+                    f"'{plan.final_name}' failed: {failure_reason(error)}"
+                ) from None
+            swap = SqlRestoreSwap.from_dict(swapped)
+            result = replace(result, database_id=swap.database_id, aside_id=swap.aside_id, name=plan.final_name)
+    except _StepFailed as failed:
+        result = replace(result, status=RESULT_FAILED, reasons=(*result.reasons, str(failed)))
+    except GeneratorExit:
+        closing = True  # the replay ended here (the generator is being discarded): nothing to schedule
+        raise
+    except Exception as error:
+        result = replace(result, status=RESULT_FAILED, reasons=(*result.reasons, failure_reason(error)))
+    finally:
+        if not closing:
+            phase("cleanup")
+            cleanup = SqlRestoreCleanupRequest(plan, remove_database=not imported)
+            try:
+                yield context.call_activity_with_retry(names.SQL_RESTORE_CLEANUP, CLEANUP_RETRY, cleanup.to_dict())
+            except Exception as error:
+                reason = f"the staging BACPAC or a half-imported database may be left over: {failure_reason(error)}"
+                result = replace(result, reasons=(*result.reasons, reason))
+
+    phase(f"done: {result.status}", database=result.database_id)
+    return result.to_dict()
+
+
+def _run_job(
+    context: df.DurableOrchestrationContext, plan: SqlRestorePlan, phase: Any
+) -> Generator[Any, Any, JobState]:
+    """Run the ``bacpac-restore`` worker to its end (another attempt when one is lost); its final state."""
+
+    def start(attempt: int) -> Any:
+        job = SqlRestoreJobRequest(plan, attempt)
+        return context.call_activity_with_retry(names.START_SQL_RESTORE_JOB, START_RETRY, job.to_dict())
+
+    try:
+        handle = JobHandle.from_dict((yield start(1)))
+    except Exception as error:
+        return JobState("", 0, "failed", reason=f"the worker did not start: {failure_reason(error)}")
+    deadline = context.current_utc_datetime + timedelta(seconds=handle.deadline_seconds)
+    poll_failures = 0
+    while True:
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=handle.poll_seconds))
+        try:
+            polled = yield context.call_activity_with_retry(
+                names.POLL_BACKUP_JOBS, POLL_RETRY, PollJobsRequest((handle,)).to_dict()
+            )
+        except Exception as error:
+            poll_failures += 1
+            if poll_failures < MAX_POLL_FAILURES:
+                continue
+            return JobState(
+                handle.job_id,
+                handle.attempt,
+                "failed",
+                reason=f"the worker's state is unknown: {failure_reason(error)}",
+            )
+        poll_failures = 0
+        [state] = PollJobsResult.from_dict(polled).jobs
+        if state.state == "succeeded":
+            return state
+        if state.state == "failed":
+            if state.retryable and handle.attempt < handle.max_attempts:
+                try:
+                    handle = JobHandle.from_dict((yield start(handle.attempt + 1)))
+                except Exception as error:
+                    return JobState("", 0, "failed", reason=f"the worker did not start: {failure_reason(error)}")
+                continue
+            return state
+        if context.current_utc_datetime >= deadline:
+            try:
+                yield context.call_activity_with_retry(
+                    names.STOP_BACKUP_JOBS, POLL_RETRY, PollJobsRequest((handle,)).to_dict()
+                )
+            except Exception as error:
+                reason = f"it did not finish in time, and stopping it failed: {failure_reason(error)}"
+                return JobState(handle.job_id, handle.attempt, "failed", reason=reason)
+            return JobState(handle.job_id, handle.attempt, "failed", reason="it did not finish in time")
+        if state.progress_bytes:
+            phase("rebuilding the BACPAC", bytes=state.progress_bytes, total=plan.size_bytes)

@@ -1,0 +1,124 @@
+"""The worker's use case for job kind ``bacpac-restore``: rebuild a BACPAC point into a staging blob.
+
+    resolve the passphrase -> open the repository -> load the point (a BACPAC file set)
+    -> rebuild it into a scratch file (BacpacWriter: every CRC-32 and Origin.xml checksum checked)
+    -> upload it to the staging blob the spec names (the worker's own identity) -> record the result
+
+The app's SQL restore orchestration (``shared.services.sql_restore``) then imports that blob with an
+ARM import and deletes it. Re-running the job rewrites the same blob, so a retried attempt is harmless.
+A damaged point fails the job for good (IntegrityError is not retried) and nothing is uploaded:
+the BACPAC only appears once it was rebuilt whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from shared.core.clock import Clock, format_time
+from shared.core.errors import BulwarkError, ConfigError, UsageError, redact
+from shared.engine.fileset import restore_fileset
+from shared.repo import walk
+from shared.repo.point import Point
+from shared.repo.repository import Repository
+from shared.sources.bacpac import CONTAINER, BacpacWriter
+
+from .image_backup import JobProgress, is_retryable
+from .job_spec import JobSpec
+from .job_status import JobStatus, JobStatusStore
+from .ports import RepositoryOpener, SecretResolver
+
+__all__ = ["BacpacRestoreJob", "BacpacUploads", "load_bacpac_point", "rebuild_bacpac"]
+
+log = logging.getLogger(__name__)
+
+
+class BacpacUploads(Protocol):
+    def upload(self, source: Path, url: str) -> int:
+        """Write the file ``source`` to the blob at ``url`` (no SAS), replacing it; its size."""
+        ...
+
+
+def load_bacpac_point(repo: Repository, point_id: str) -> Point:
+    """The BACPAC point ``point_id`` (an id or unique prefix); UsageError when it is another kind."""
+    point = repo.load_point(repo.resolve_point(point_id))
+    if point.files is None or point.files.container != CONTAINER:
+        raise UsageError(
+            f"restore point {point.point_id} is not a BACPAC point (it is a {point.kind} point)",
+            hint="choose a point of kind bacpac: `bulwark points` or GET /api/points?resource=<database id>",
+        )
+    return point
+
+
+def rebuild_bacpac(
+    repo: Repository, point: Point, target: Path, *, workers: int = 2, progress: Any = None
+) -> dict[str, Any]:
+    """Rebuild ``point`` at ``target`` (created whole or not at all); what was written."""
+    files = walk.files_of(point)
+    with BacpacWriter(target, files) as sink:
+        result = restore_fileset(repo, point, sink, workers=workers, progress=progress)
+    return {"point_id": point.point_id, "members": result.members, "bytes": target.stat().st_size}
+
+
+class BacpacRestoreJob:
+    def __init__(
+        self,
+        *,
+        secrets: SecretResolver,
+        repositories: RepositoryOpener,
+        uploads: BacpacUploads,
+        status: JobStatusStore,
+        clock: Clock,
+        workers: int = 2,
+        scratch: Path | None = None,
+        progress_interval: float = 2.0,
+    ) -> None:
+        self._secrets = secrets
+        self._repositories = repositories
+        self._uploads = uploads
+        self._status = status
+        self._clock = clock
+        self._workers = workers
+        self._scratch = scratch
+        self._progress_interval = progress_interval
+
+    def run(self, spec: JobSpec) -> dict[str, Any]:
+        if spec.kind != "bacpac-restore" or spec.source.kind != "bacpac-point":
+            raise ConfigError(f"job {spec.job_id} is not a BACPAC restore ({spec.kind}, {spec.source.kind})")
+        status = JobStatus(spec.job_id, spec.attempt, "running", self._now())
+        self._status.put(status)
+        try:
+            passphrase = self._secrets.resolve(spec.repository.passphrase)
+            repo = self._repositories.open(spec.repository.location, passphrase)
+            del passphrase
+            point = load_bacpac_point(repo, spec.source.snapshot_id)
+            progress = JobProgress(self._status, status, self._clock, self._progress_interval)
+            with tempfile.TemporaryDirectory(prefix="bulwark-bacpac-restore-", dir=self._scratch) as folder:
+                path = Path(folder) / "restore.bacpac"
+                rebuilt = rebuild_bacpac(repo, point, path, workers=self._workers, progress=progress)
+                log.info("job %s: rebuilt point %s (%d bytes)", spec.job_id, point.point_id, rebuilt["bytes"])
+                self._uploads.upload(path, spec.source.disk_id)
+            result: dict[str, Any] = {
+                "job_id": spec.job_id,
+                "kind": "bacpac-restore",
+                "repository": spec.repository.location,
+                "blob": spec.source.disk_id,
+                "reused": False,
+                "bytes_read": rebuilt["bytes"],
+                "bytes_stored": 0,
+                **rebuilt,
+            }
+        except BaseException as exc:
+            message = redact(str(exc)) if isinstance(exc, BulwarkError) else f"{type(exc).__name__}: {redact(str(exc))}"
+            code = exc.code if isinstance(exc, BulwarkError) else "unexpected"
+            self._status.put(
+                status.with_state("failed", self._now(), error=message, error_code=code, retryable=is_retryable(exc))
+            )
+            raise
+        self._status.put(status.with_state("succeeded", self._now(), result=result, progress_bytes=rebuilt["bytes"]))
+        return result
+
+    def _now(self) -> str:
+        return format_time(self._clock.now())
