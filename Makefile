@@ -6,16 +6,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
+# checkov (the infra checks in tests/infra) pins dependencies that clash with ours: its own venv.
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.setup-stamp
 
 .PHONY: setup test demo bench lint clean stack-up stack-down
 
-setup: $(STAMP) node_modules/.package-lock.json
+setup: $(STAMP) $(TOOLS_STAMP) node_modules/.package-lock.json
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+$(TOOLS_STAMP): requirements-tools.txt
+	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -r requirements-tools.txt
 	@touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json
@@ -45,4 +54,4 @@ stack-down:
 	@test ! -x $(BIN)/python || $(BIN)/python -m bulwark_local.stack down
 
 clean:
-	rm -rf $(VENV) node_modules .local bench-results
+	rm -rf $(VENV) $(TOOLS_VENV) node_modules .local bench-results
