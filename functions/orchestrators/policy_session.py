@@ -4,9 +4,12 @@
     output  SessionRecord  {status Success | Warning | Failed, per-resource results with reasons}
 
 discover_vms, discover_sql_databases -> one vm_backup_orchestrator per VM and one
-sql_backup_orchestrator per database, at most ``concurrency`` (the policy's limit) in flight together
--> aggregate -> record_session. The custom status is what the portal shows while it runs:
-{phase, resources_total, resources_done, bytes_read, bytes_stored, failed}.
+sql_backup_orchestrator per database, at most ``concurrency`` (resources_in_flight) in flight together
+and at most ``workers_in_flight`` workers: a resource that needs workers is granted up to that many
+when it starts (a VM one per disk, a database one) and gives them back when it ends; it waits while
+none is free, so its snapshots are taken just before its workers can read them -> aggregate (each
+resource's start and end, from the orchestration clock) -> record_session. The custom status is
+what the portal shows while it runs: {phase, resources_total, resources_done, bytes_read, bytes_stored, failed}.
 """
 
 # The SDK's decorators are untyped; the functions under them are checked all the same.
@@ -81,12 +84,14 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
 
     results: list[ResourceResult] = []
     image_level = bool(plan and request.image_level and plan.image_level_enabled)
-    # (orchestrator, child input, instance id, resource id, name) per resource: VMs, then databases
-    children: list[tuple[str, dict[str, Any], str, str, str]] = []
+    # One entry per resource (VMs, then databases): the orchestrator, its request, the child instance id,
+    # the resource's id and name, and how many workers it runs at once at most (0: none).
+    children: list[tuple[str, VmBackupRequest | SqlBackupRequest, str, str, str, int]] = []
     if plan is not None:
         for index, vm in enumerate(plan.vms):
             child = VmBackupRequest(request.policy_id, session_id, image_level, vm, trace.traceparent)
-            children.append((names.VM_BACKUP, child.to_dict(), f"{session_id}:vm:{index}", vm.vm_id, vm.name))
+            wanted = len(vm.disks) if image_level else 0
+            children.append((names.VM_BACKUP, child, f"{session_id}:vm:{index}", vm.vm_id, vm.name, wanted))
     if plan is not None and sql is not None:
         for index, database in enumerate(sql.databases):
             job = SqlBackupRequest(
@@ -98,31 +103,42 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
                 sql.staging_region,
                 trace.traceparent,
             )
-            children.append(
-                (names.SQL_BACKUP, job.to_dict(), f"{session_id}:sql:{index}", database.database_id, database.name)
-            )
+            instance = f"{session_id}:sql:{index}"
+            children.append((names.SQL_BACKUP, job, instance, database.database_id, database.name, 1))
     if plan is not None and children:
         total = len(children)
         progress = SessionProgress(phase="backing up", resources_total=total)
         context.set_custom_status(progress.to_dict())
         queue = list(enumerate(children))
-        running: list[tuple[Any, int]] = []
+        # (task, index, workers granted, started): at most plan.concurrency resources and
+        # plan.workers_in_flight workers at once; a resource that runs workers starts when one is free.
+        running: list[tuple[Any, int, int, str]] = []
+        free_workers = plan.workers_in_flight or sum(child[5] for child in children) or 1
         done: dict[int, ResourceResult] = {}
         while queue or running:
-            while queue and len(running) < plan.concurrency:
-                index, (orchestrator, child_input, instance_id, _, _) = queue.pop(0)
-                task = context.call_sub_orchestrator(orchestrator, child_input, instance_id)
-                running.append((task, index))
-            finished = yield context.task_any([task for task, _ in running])
+            while len(running) < plan.concurrency:
+                startable = next((entry for entry in queue if not entry[1][5] or free_workers > 0), None)
+                if startable is None:
+                    break
+                queue.remove(startable)
+                index, (orchestrator, message, instance_id, _, _, wanted) = startable
+                granted = min(wanted, free_workers)
+                free_workers -= granted
+                if isinstance(message, VmBackupRequest):
+                    message = replace(message, worker_slots=granted)
+                task = context.call_sub_orchestrator(orchestrator, message.to_dict(), instance_id)
+                running.append((task, index, granted, format_time(context.current_utc_datetime)))
+            finished = yield context.task_any([task for task, _, _, _ in running])
             entry = next(item for item in running if item[0] is finished)
             running.remove(entry)
-            index = entry[1]
+            _, index, granted, began = entry
+            free_workers += granted
             if finished.state is TaskState.SUCCEEDED:
-                done[index] = ResourceResult.from_dict(finished.result)
+                result = ResourceResult.from_dict(finished.result)
             else:
-                _, _, _, resource_id, name = children[index]
-                done[index] = ResourceResult(resource_id, name, RESULT_FAILED, (failure_reason(finished.result),))
-            result = done[index]
+                _, _, _, resource_id, name, _ = children[index]
+                result = ResourceResult(resource_id, name, RESULT_FAILED, (failure_reason(finished.result),))
+            done[index] = replace(result, started=began, finished=format_time(context.current_utc_datetime))
             progress = SessionProgress(
                 phase="backing up",
                 resources_total=total,

@@ -5,9 +5,10 @@
 
 1. snapshot_disk per disk, all at once, retried with backoff (managed: an incremental snapshot in
    the VM's resource group; unmanaged: a blob snapshot);
-2. image-level sessions: start_backup_job per disk (a worker in the repository's region),
-   then poll_backup_jobs on a durable timer until every job ends or its deadline passes; a worker
-   that ended without a result (or failed transiently) gets another attempt, up to the limit;
+2. image-level sessions: start_backup_job per disk (a worker in the repository's region), at most
+   ``worker_slots`` at once (the session's grant from workers_in_flight), then poll_backup_jobs
+   on a durable timer until every job ends or its deadline passes (a waiting disk starts as a
+   worker ends); a worker that ended without a result (or failed transiently) gets another attempt, up to the limit;
 3. record_restore_points for the disks that were backed up;
 4. apply_snapshot_retention (managed disks): the policy's snapshot count per disk, keeping the
    snapshot of the last image-level backup until the next one.
@@ -184,17 +185,29 @@ def _run_jobs(
 
     handles: dict[str, JobHandle] = {}
     deadlines: dict[str, datetime] = {}
-    started = yield from each_completed(context, [start(disk, 1) for disk in disks])
-    for disk, (ok, value) in zip(disks, started, strict=True):
-        if ok:
-            handle = JobHandle.from_dict(value)
-            handles[disk.disk_id] = handle
-            deadlines[disk.disk_id] = context.current_utc_datetime + timedelta(seconds=handle.deadline_seconds)
-        else:
-            final[disk.disk_id] = _failed(f"the worker did not start: {failure_reason(value)}")
+    # At most ``slots`` workers at once (the session's share of workers_in_flight); the rest wait.
+    slots = request.worker_slots or len(disks)
+    waiting = list(disks)
+
+    def start_waiting() -> Generator[Any, Any, None]:
+        batch = waiting[: max(0, slots - len(handles))]
+        del waiting[: len(batch)]
+        started = yield from each_completed(context, [start(disk, 1) for disk in batch])
+        for disk, (ok, value) in zip(batch, started, strict=True):
+            if ok:
+                handle = JobHandle.from_dict(value)
+                handles[disk.disk_id] = handle
+                deadlines[disk.disk_id] = context.current_utc_datetime + timedelta(seconds=handle.deadline_seconds)
+            else:
+                final[disk.disk_id] = _failed(f"the worker did not start: {failure_reason(value)}")
+
+    yield from start_waiting()
     by_disk = {disk.disk_id: disk for disk in disks}
     poll_failures = 0
-    while handles:
+    while handles or waiting:
+        if not handles:
+            yield from start_waiting()  # every running worker failed to start: the next ones may
+            continue
         interval = min(handle.poll_seconds for handle in handles.values())
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=interval))
         try:
@@ -208,6 +221,8 @@ def _run_jobs(
             reason = f"could not learn the workers' state: {failure_reason(error)}"
             for disk_id, handle in handles.items():
                 final[disk_id] = JobState(handle.job_id, handle.attempt, "failed", reason=reason)
+            for disk in waiting:
+                final[disk.disk_id] = _failed(f"not started: {reason}")
             break
         poll_failures = 0
         progress = 0
@@ -242,6 +257,8 @@ def _run_jobs(
                 final[disk_id] = JobState(handle.job_id, handle.attempt, "failed", reason=reason)
             else:
                 progress += state.progress_bytes
+        if waiting and len(handles) < slots:
+            yield from start_waiting()
         context.set_custom_status(
             {"phase": "image-level backup", "vm": request.vm.name, "jobs_running": len(handles), "bytes": progress}
         )

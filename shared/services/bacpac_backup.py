@@ -65,7 +65,8 @@ class BacpacBackupJob:
     def run(self, spec: JobSpec) -> dict[str, Any]:
         if spec.kind != "bacpac-backup" or spec.source.kind != "bacpac-blob":
             raise ConfigError(f"job {spec.job_id} is not a BACPAC backup ({spec.kind}, {spec.source.kind})")
-        status = JobStatus(spec.job_id, spec.attempt, "running", self._now())
+        now = self._now()
+        status = JobStatus(spec.job_id, spec.attempt, "running", now, started=now)
         self._status.put(status)
         try:
             passphrase = self._secrets.resolve(spec.repository.passphrase)

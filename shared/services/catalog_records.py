@@ -124,6 +124,8 @@ class CatalogRecords:
                     kind=ResourceKind.SQL_DATABASE if is_database else ResourceKind.VM,
                     status=Status(result.status),
                     reason="; ".join(result.reasons)[:_TEXT_LIMIT],
+                    started=parse_time(result.started) if result.started else None,
+                    ended=parse_time(result.finished) if result.finished else None,
                     bytes_read=result.bytes_read,
                     bytes_stored=result.bytes_stored,
                     snapshot_ids=tuple(d.snapshot_id for d in result.disks if d.snapshot_id),

@@ -101,7 +101,8 @@ class ImageBackupJob:
 
     def run(self, spec: JobSpec) -> dict[str, Any]:
         """Run the job; the result (also written to the status record) holds ids and counts only."""
-        status = JobStatus(spec.job_id, spec.attempt, "running", self._now())
+        now = self._now()
+        status = JobStatus(spec.job_id, spec.attempt, "running", now, started=now)
         self._status.put(status)
         try:
             passphrase = self._secrets.resolve(spec.repository.passphrase)

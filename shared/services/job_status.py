@@ -35,6 +35,8 @@ class JobStatus:
     error: str | None = None
     error_code: str | None = None
     retryable: bool = False
+    started: str = ""
+    """When the worker began this attempt (with ``updated`` of a terminal record: how long it ran)."""
 
     def __post_init__(self) -> None:
         if self.state not in _STATES:
@@ -58,6 +60,7 @@ class JobStatus:
             "error": self.error,
             "error_code": self.error_code,
             "retryable": self.retryable,
+            "started": self.started,
         }
 
     @classmethod
@@ -75,6 +78,7 @@ class JobStatus:
             error=doc.get("error") or None,
             error_code=doc.get("error_code") or None,
             retryable=bool(doc.get("retryable", False)),
+            started=str(doc.get("started") or ""),
         )
 
 

@@ -199,6 +199,8 @@ class SessionPlan(Message):
     concurrency: int
     image_level_enabled: bool
     vms: tuple[VmTarget, ...] = ()
+    workers_in_flight: int = 0
+    """Workers the session runs at once at most (the policy's concurrency.workers_in_flight; 0: no limit)."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,8 @@ class VmBackupRequest(Message):
     image_level: bool
     vm: VmTarget
     traceparent: str = ""
+    worker_slots: int = 0
+    """Workers this VM may run at once (granted by the session); 0: one per disk, all at once."""
 
 
 @dataclass(frozen=True)
@@ -351,6 +355,9 @@ class ResourceResult(Message):
     reasons: tuple[str, ...] = ()
     disks: tuple[DiskOutcome, ...] = ()
     snapshots_deleted: tuple[str, ...] = ()
+    started: str = ""
+    """When the session started this resource, and when it ended (orchestration time; set by the session)."""
+    finished: str = ""
 
     @property
     def bytes_read(self) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from shared.azure.model import VmSelection
 from shared.core.errors import PolicyNotFoundError, UsageError
+from shared.policy.model import BackupRetention
 
 from .job_spec import RepositoryRef
 
@@ -33,6 +34,10 @@ class BackupPlan:
     image_level: bool = True
     snapshots_to_keep: int = 7
     concurrency: int = 4
+    workers_in_flight: int = 0
+    image_retention: BackupRetention | None = None
+    """How long image-level points stay in the repository (None: forever)."""
+    """Workers a session runs at once at most (0: no limit beyond ``concurrency``)."""
     includes: Callable[[str, Mapping[str, str]], bool] | None = None
 
     def __post_init__(self) -> None:
@@ -42,6 +47,8 @@ class BackupPlan:
             raise UsageError("snapshots_to_keep must be 1 to 500 (Azure allows 500 incremental snapshots per disk)")
         if self.concurrency < 1:
             raise UsageError("concurrency must be at least 1")
+        if self.workers_in_flight < 0:
+            raise UsageError("workers_in_flight must not be negative")
 
     def worker_region(self, vm_location: str) -> str:
         if self.worker_placement == "source" or not self.repository_region:

@@ -84,6 +84,8 @@ def plan_of(policy: Policy, *, subscription_id: str, key_vault: str | None = Non
         image_level=policy.image_backup.enabled,
         snapshots_to_keep=policy.snapshots.keep if policy.snapshots else DEFAULT_SNAPSHOTS_TO_KEEP,
         concurrency=policy.concurrency.resources_in_flight,
+        workers_in_flight=policy.concurrency.workers_in_flight,
+        image_retention=policy.image_backup.retention if policy.image_backup.enabled else None,
     )
 
 

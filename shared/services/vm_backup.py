@@ -73,6 +73,7 @@ class DiscoverVms:
             concurrency=plan.concurrency,
             image_level_enabled=plan.image_level,
             vms=tuple(_target(vm) for vm in found),
+            workers_in_flight=plan.workers_in_flight,
         )
 
 

@@ -84,6 +84,7 @@ class TableJobStatusStore:
             "error": status.error or "",
             "error_code": status.error_code or "",
             "retryable": status.retryable,
+            "started": status.started,
         }
         self._ensure_table()
         try:
