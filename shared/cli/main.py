@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from shared.cli import bacpac_commands, catalog_commands, files_commands, image_commands, repo_commands
+from shared.cli.restore_sql_commands import register_restore_group
 from shared.core.errors import BulwarkError, redact
 
 __all__ = ["build_parser", "main", "tune_allocator"]
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for family in (repo_commands, image_commands, bacpac_commands, files_commands, catalog_commands):
         family.register(commands)
+    register_restore_group(commands)  # `restore sql|files`; the VM restore commands will own the group
     return parser
 
 

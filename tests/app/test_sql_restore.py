@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 import zipfile
@@ -46,13 +49,22 @@ from shared.services.bacpac_restore import rebuild_bacpac
 from shared.sources.bacpac import BacpacFile
 from shared.storage.location import EMULATOR_KEY
 from shared.wiring import POINTS_TABLE, SESSIONS_TABLE
-from tests.app.harness import assert_no_secrets, call, determinism_check, policy_document, running_app, store_policy
+from tests.app.harness import (
+    KEY,
+    assert_no_secrets,
+    call,
+    determinism_check,
+    policy_document,
+    running_app,
+    store_policy,
+)
 from tests.app.test_sql_backup_session import make_database, make_server
 from tests.support.shared_fixtures import ADVENTURE_WORKS_BACPAC
 from tests.worker.estate import PASSPHRASE, make_repository, open_repository, put_resource_group
 
 SQL_PASSWORD = "Sql-Restore-Passw0rd-for-tests!"
 POINT = "bak-restore-test-aw"
+BULWARK = str(Path(sys.executable).parent / "bulwark")
 
 
 @dataclass
@@ -66,6 +78,7 @@ class Scenario:
     runtime_state: Path
     answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cli: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
     http_bodies: list[bytes] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
 
@@ -183,6 +196,15 @@ def scenario(
         _wait(built, "damaged", answer)
         _post(host, built, "unknown", {**base, "point": "bak-no-such-point", "name": "x"})
         _post(host, built, "bad body", {"point": 7, "server": server, "confirm": "yes", "password": "x"})
+        for label, name in (("cli", "aw-cli"), ("cli taken", "aw-cli")):
+            built.cli[label] = subprocess.run(
+                [BULWARK, "restore", "sql", POINT, "--server", server, "--name", name, "--app", host.base_url],
+                env={**os.environ, "BULWARK_FUNCTION_KEY": KEY},
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
         for label, path in (("contents", f"points/{POINT}/contents"), ("missing", "points/bak-none/contents")):
             status, raw = call(f"{host.base_url}/api/{path}")
             built.http_bodies.append(raw)
@@ -227,7 +249,7 @@ def test_an_existing_name_without_confirmation_is_refused_and_nothing_is_made(
     status, answer = scenario.answers["unconfirmed swap"]
     assert status == 400 and answer["error"]["problems"][0]["path"] == "confirm", answer
     names = sorted(d.name for d in clients.sql().list_databases(scenario.server))
-    assert names[:2] == ["aw-restored", "sales"] and not any(n.startswith("sales-new") for n in names), names
+    assert {"aw-restored", "sales"} <= set(names) and not any(n.startswith("sales-new") for n in names), names
 
 
 def test_swap_with_original_puts_the_restored_database_under_the_original_name(
@@ -264,6 +286,16 @@ def test_bad_requests_get_field_level_400s_and_unknown_points_404(scenario: Scen
     paths = {p["path"] for p in answer["error"]["problems"]}
     assert paths == {"password", "point", "name", "confirm"}, answer
     assert scenario.answers["missing"][0] == 404
+
+
+def test_the_cli_restores_through_the_app_and_refuses_a_taken_name(scenario: Scenario, clients: AzureClients) -> None:
+    done = scenario.cli["cli"]
+    assert done.returncode == 0, done.stderr
+    assert "restored into" in done.stderr and "done: Success" in done.stderr, done.stderr
+    assert clients.sql().get_database(f"{scenario.server}/databases/aw-cli").name == "aw-cli"
+    refused = scenario.cli["cli taken"]
+    assert refused.returncode == 2 and "exists" in refused.stderr and "--yes" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_browse_lists_the_tables_with_row_counts(scenario: Scenario) -> None:
