@@ -50,3 +50,39 @@ __all__ += [
     "SQL_PREFLIGHT",
     "START_BACPAC_JOB",
 ]
+
+# Image-level repository retention after an image-level session: its worker job (kind
+# repository-maintenance) is polled with POLL_BACKUP_JOBS, like a backup's.
+PLAN_IMAGE_RETENTION = "plan_image_retention"
+START_MAINTENANCE_JOB = "start_maintenance_job"
+RECORD_FORGOTTEN_POINTS = "record_forgotten_points"
+
+__all__ += ["PLAN_IMAGE_RETENTION", "RECORD_FORGOTTEN_POINTS", "START_MAINTENANCE_JOB"]
+
+# VM and disk restore: orchestrator and activities. Its worker jobs are polled with POLL_BACKUP_JOBS
+# and stopped with STOP_BACKUP_JOBS (the launcher and job-status table are the same).
+RESTORE_VM = "restore_vm_orchestrator"
+CREATE_RESTORE_DISK = "create_restore_disk"
+START_RESTORE_JOB = "start_restore_job"
+CREATE_RESTORED_VM = "create_restored_vm"
+DELETE_RESTORE_DISKS = "delete_restore_disks"
+
+__all__ += ["CREATE_RESTORED_VM", "CREATE_RESTORE_DISK", "DELETE_RESTORE_DISKS", "RESTORE_VM", "START_RESTORE_JOB"]
+
+# SQL restore: orchestrator and activities. Its worker jobs (kind bacpac-restore) are polled and
+# stopped with POLL_BACKUP_JOBS / STOP_BACKUP_JOBS.
+SQL_RESTORE = "sql_restore_orchestrator"
+SQL_RESTORE_VALIDATE = "sql_restore_validate"
+START_SQL_RESTORE_JOB = "start_sql_restore_job"
+SQL_RESTORE_IMPORT = "sql_restore_import"
+SQL_RESTORE_SWAP = "sql_restore_swap"
+SQL_RESTORE_CLEANUP = "sql_restore_cleanup"
+
+__all__ += [
+    "SQL_RESTORE",
+    "SQL_RESTORE_CLEANUP",
+    "SQL_RESTORE_IMPORT",
+    "SQL_RESTORE_SWAP",
+    "SQL_RESTORE_VALIDATE",
+    "START_SQL_RESTORE_JOB",
+]

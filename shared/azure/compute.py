@@ -366,6 +366,16 @@ class AzureCompute:
             raise translate_arm_error(exc, action="create", resource=vm_id) from exc
         return self._vm_info(vm, self._disks_for([vm]))
 
+    def delete_vm(self, vm_id: str) -> None:
+        """Delete the VM and keep its disks (their deleteOption stays Detach)."""
+        parsed = self._own_id(vm_id, _VM)
+        try:
+            self._client.virtual_machines.begin_delete(parsed.resource_group, parsed.name).result()
+        except ResourceNotFoundError:
+            return
+        except AzureError as exc:
+            raise translate_arm_error(exc, action="delete", resource=vm_id) from exc
+
     def _put_disk(self, resource_group: str, name: str, body: cm.Disk) -> DiskInfo:
         disk_id = f"{self._group_id(resource_group)}/providers/{_DISK}/{name}"
         try:
@@ -447,6 +457,11 @@ class AzureCompute:
             os_disk=_vm_disk(os_entry, None, disks),
             data_disks=tuple(_vm_disk(entry, int(entry.lun), disks) for entry in data_entries),
             tags=dict(vm.tags or {}),
+            nic_ids=tuple(
+                str(nic.id)
+                for nic in (vm.network_profile.network_interfaces or [] if vm.network_profile is not None else [])
+                if nic.id
+            ),
         )
 
 

@@ -133,6 +133,7 @@ class VmInfo:
     os_disk: VmDisk
     data_disks: tuple[VmDisk, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    nic_ids: tuple[str, ...] = ()
 
     @property
     def disks(self) -> tuple[VmDisk, ...]:

@@ -144,6 +144,14 @@ class RestoreTargets(Protocol):
 
     def delete_disk(self, disk_id: str) -> None: ...
 
+    def delete_vm(self, vm_id: str) -> None:
+        """Delete the VM, keeping its disks; harmless when it is gone."""
+        ...
+
+    def list_disks(self, resource_group: str) -> list[DiskInfo]:
+        """The group's managed disks; ResourceGroupNotFoundError when the group does not exist."""
+        ...
+
 
 class SqlCatalogProbe(Protocol):
     """Looks inside a database for what BACPAC cannot export. Azure: T-SQL over TDS
@@ -200,6 +208,10 @@ class SqlDatabases(Protocol):
         service_objective: str | None = None,
         max_size_bytes: int | None = None,
     ) -> SqlDatabaseInfo: ...
+
+    def rename_database(self, database_id: str, new_name: str) -> SqlDatabaseInfo:
+        """Rename a database on its server; returns it under its new name."""
+        ...
 
     def delete_database(self, database_id: str) -> None:
         """Delete; already gone is not an error; ``master`` is refused."""

@@ -32,10 +32,13 @@ from shared.catalog.port import Catalog
 from shared.core.clock import parse_time
 from shared.core.errors import (
     AzureApiError,
+    AzureConflictError,
+    AzureResourceNotFoundError,
     BulwarkError,
     ConfigError,
     FieldProblem,
     InvalidDocumentError,
+    PointNotFoundError,
     PolicyConflictError,
     PolicyExistsError,
     PolicyNotFoundError,
@@ -93,8 +96,10 @@ class Answer:
 
 
 def status_of(error: BulwarkError) -> int:
-    if isinstance(error, PolicyNotFoundError | SessionNotFoundError):
+    if isinstance(error, PolicyNotFoundError | SessionNotFoundError | PointNotFoundError | AzureResourceNotFoundError):
         return 404
+    if isinstance(error, AzureConflictError):
+        return 409
     if isinstance(error, PolicyExistsError):
         return 409
     if isinstance(error, PolicyConflictError):
