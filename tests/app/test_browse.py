@@ -1,0 +1,150 @@
+"""Browsing an image point over HTTP: the unmodified function app under the local runtime reads a
+real ext4 file system inside a GPT disk straight from the repository (no disk is restored).
+
+GET /api/points/{id}/contents lists the disk's partitions and file systems; .../files lists a folder;
+.../files/download returns a file whole, or one byte range (206) with Range; bad paths are 400s,
+unknown points 404s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from azure.data.tables import TableClient
+from bulwark_local.stack import Stack
+
+from shared.catalog.model import PointDisk, PointKind, RestorePoint
+from shared.catalog.table import AzureTableCatalog
+from shared.engine.backup import backup_image
+from shared.sources.image_file import ImageFileSource
+from shared.wiring import POINTS_TABLE, SESSIONS_TABLE
+from tests.app.harness import KEY, call, policy_document, running_app, store_policy
+from tests.files.disks import MKFS, make_ext4, make_partitioned
+from tests.worker.estate import make_repository, open_repository
+
+POINT = "img-browse-test-web"
+GROUP = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/browse"
+VM = f"{GROUP}/providers/Microsoft.Compute/virtualMachines/web"
+CONFIG = b"[server]\nport = 8080\n" * 3000
+
+
+@dataclass
+class Scenario:
+    answers: dict[str, tuple[int, bytes, dict[str, str]]] = field(default_factory=dict)
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    request = urllib.request.Request(url, headers={"x-functions-key": KEY, **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read(), {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), {k.lower(): v for k, v in error.headers.items()}
+
+
+@pytest.fixture(scope="module")
+def scenario(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    if not Path(MKFS).exists():
+        pytest.skip("mkfs.ext4 is not installed (e2fsprogs)")
+    work = tmp_path_factory.mktemp("browse")
+    tree = work / "tree"
+    (tree / "etc/app").mkdir(parents=True)
+    (tree / "etc/hostname").write_bytes(b"web-01\n")
+    (tree / "etc/app/config.toml").write_bytes(CONFIG)
+    disk = make_partitioned(make_ext4(tree, work / "fs.img", size_mib=8), work / "disk.img", "gpt")
+    repository, secret = make_repository(work)
+    with ImageFileSource(disk) as source:
+        point_id = backup_image(open_repository(repository), source, workers=2).point.point_id
+    store_policy(stack, policy_document(stack, "browse", repository, secret, "browse-policy"))
+    connection = stack.storage_connection_string
+    with (
+        TableClient.from_connection_string(connection, table_name=SESSIONS_TABLE) as sessions,
+        TableClient.from_connection_string(connection, table_name=POINTS_TABLE) as points,
+    ):
+        catalog = AzureTableCatalog(sessions, points)
+        catalog.ensure_tables()
+        catalog.add_point(
+            RestorePoint(
+                point_id=POINT,
+                resource_id=VM,
+                kind=PointKind.IMAGE,
+                time=dt.datetime.now(dt.UTC),
+                policy_id="browse-policy",
+                session_id="browse-test-session",
+                repository_point_id=point_id,
+                disks=(PointDisk(f"{VM}-os", None, "snap", point_id, disk.stat().st_size),),
+            )
+        )
+    built = Scenario()
+    with running_app(stack, work) as (host, _):
+        api = f"{host.base_url}/api/points"
+        requests: dict[str, tuple[str, dict[str, str]]] = {
+            "contents": (f"{api}/{POINT}/contents", {}),
+            "folder": (f"{api}/{POINT}/files?path={quote('p1:/etc')}", {}),
+            "file": (f"{api}/{POINT}/files/download?path={quote('p1:/etc/app/config.toml')}", {}),
+            "range": (
+                f"{api}/{POINT}/files/download?path={quote('p1:/etc/app/config.toml')}",
+                {"Range": "bytes=10-29"},
+            ),
+            "past the end": (f"{api}/{POINT}/files/download?path={quote('p1:/etc/hostname')}", {"Range": "bytes=99-"}),
+            "a folder": (f"{api}/{POINT}/files/download?path={quote('p1:/etc')}", {}),
+            "no path": (f"{api}/{POINT}/files", {}),
+            "no such file": (f"{api}/{POINT}/files?path={quote('p1:/nope')}", {}),
+            "unknown point": (f"{api}/img-none/files?path=%2F", {}),
+        }
+        for label, (url, headers) in requests.items():
+            built.answers[label] = _get(url, headers)
+        status, raw = call(f"{api}/{POINT}/files?path=/&bogus=1")
+        built.answers["bogus parameter"] = (status, raw, {})
+    yield built
+
+
+def _json(answer: tuple[int, bytes, dict[str, str]]) -> Any:
+    return json.loads(answer[1])
+
+
+def test_contents_lists_the_partitions_and_file_systems(scenario: Scenario) -> None:
+    status, _, _ = scenario.answers["contents"]
+    assert status == 200
+    [disk] = _json(scenario.answers["contents"])["disks"]
+    assert disk["disk"] == "os" and disk["scheme"] == "gpt"
+    [partition] = disk["partitions"]
+    assert partition["name"] == "p1" and partition["filesystem"] == "ext4"
+
+
+def test_a_folder_lists_its_entries(scenario: Scenario) -> None:
+    status, _, _ = scenario.answers["folder"]
+    assert status == 200
+    listing = _json(scenario.answers["folder"])
+    entries = {e["name"]: e for e in listing["entries"]}
+    assert listing["filesystem"] == "ext4" and listing["path"] == "/etc"
+    assert entries["hostname"]["size"] == 7 and entries["app"]["type"] == "dir"
+
+
+def test_a_file_downloads_whole_or_by_range(scenario: Scenario) -> None:
+    status, body, headers = scenario.answers["file"]
+    assert status == 200 and body == CONFIG
+    assert headers["content-type"] == "application/octet-stream" and headers["accept-ranges"] == "bytes"
+    status, body, headers = scenario.answers["range"]
+    assert status == 206 and body == CONFIG[10:30]
+    assert headers["content-range"] == f"bytes 10-29/{len(CONFIG)}"
+    status, _, headers = scenario.answers["past the end"]
+    assert status == 416 and headers["content-range"] == "bytes */7"
+
+
+def test_bad_requests_are_400_and_unknown_points_404(scenario: Scenario) -> None:
+    for label, path in (("a folder", "path"), ("no path", "path"), ("bogus parameter", "bogus")):
+        status, raw, _ = scenario.answers[label]
+        assert status == 400, (label, raw)
+        assert json.loads(raw)["error"]["problems"][0]["path"] == path, (label, raw)
+    status, raw, _ = scenario.answers["no such file"]
+    assert status == 400 and "/nope" in json.loads(raw)["error"]["message"], raw
+    assert scenario.answers["unknown point"][0] == 404
