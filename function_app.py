@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.activities import jobs, sessions, sql, vm
+from functions.activities import jobs, maintenance, sessions, sql, vm
 from functions.orchestrators import policy_session, sql_backup, vm_backup
 from functions.triggers import http_api, schedules
 
@@ -16,6 +16,7 @@ for blueprint in (
     sql_backup.bp,
     vm.bp,
     jobs.bp,
+    maintenance.bp,
     sql.bp,
     sessions.bp,
 ):

@@ -33,6 +33,7 @@ from shared.core.clock import Clock, SystemClock
 from shared.policy.store import PolicyStore
 from shared.policy.table_store import AzureTablePolicyStore
 from shared.services.catalog_records import CatalogRecords
+from shared.services.image_retention import ImageRetention
 from shared.services.job_spec import StatusRef
 from shared.services.plan import Policies
 from shared.services.policy_plans import PolicyStorePolicies
@@ -94,6 +95,8 @@ class Services:
     launcher: WorkerLauncher
     policy_store: PolicyStore | None = None
     """The stored policies themselves (the HTTP API's CRUD); None when ``policies`` was replaced."""
+    image_retention: ImageRetention | None = None
+    """Image-level repository retention after image-level sessions (plan, maintenance worker, catalog)."""
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -145,19 +148,18 @@ def build_services(
         launcher = _launcher(settings, clients, worker_env or {})
         if isinstance(launcher, LocalProcessLauncher):
             closers.append(launcher.close)
+    job_settings = JobSettings(
+        arm=settings.arm_reference,
+        status=StatusRef(endpoint=table_endpoint(settings.storage_connection_string), table=JOBS_TABLE),
+        poll_seconds=settings.worker.poll_seconds,
+        deadline_seconds=settings.worker.deadline_seconds,
+        max_attempts=settings.worker.max_attempts,
+    )
     jobs = WorkerJobs(
-        policies=policies,
-        catalog=points,
-        launcher=launcher,
-        status=status,
-        settings=JobSettings(
-            arm=settings.arm_reference,
-            status=StatusRef(endpoint=table_endpoint(settings.storage_connection_string), table=JOBS_TABLE),
-            poll_seconds=settings.worker.poll_seconds,
-            deadline_seconds=settings.worker.deadline_seconds,
-            max_attempts=settings.worker.max_attempts,
-        ),
-        clock=clock,
+        policies=policies, catalog=points, launcher=launcher, status=status, settings=job_settings, clock=clock
+    )
+    image_retention = ImageRetention(
+        policies=policies, catalog=catalog, launcher=launcher, status=status, settings=job_settings, clock=clock
     )
     return Services(
         settings=settings,
@@ -171,6 +173,7 @@ def build_services(
         catalog=catalog,
         launcher=launcher,
         policy_store=policy_store,
+        image_retention=image_retention,
         _closers=closers,
     )
 

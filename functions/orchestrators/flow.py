@@ -6,14 +6,17 @@ Everything here runs inside orchestrator replays: no I/O, no clock, no randomnes
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskBase, TaskState
 
+from functions import names
 from shared.core.errors import redact
+from shared.services.messages import JobHandle, JobState, PollJobsRequest, PollJobsResult
 
-__all__ = ["BackoffRetry", "Outcome", "each_completed", "failure_reason"]
+__all__ = ["BackoffRetry", "Outcome", "each_completed", "failure_reason", "wait_for_job"]
 
 Outcome = tuple[bool, Any]
 """``(True, result)`` or ``(False, exception)`` of one task."""
@@ -53,6 +56,39 @@ def each_completed(
         pending = [(i, task) for i, task in pending if task is not winner]
         outcomes[index] = (winner.state is TaskState.SUCCEEDED, winner.result)
     return [outcomes[i] for i in range(len(tasks))]
+
+
+def wait_for_job(
+    context: df.DurableOrchestrationContext, handle: JobHandle, retry: df.RetryOptions, *, max_poll_failures: int = 5
+) -> Generator[Any, Any, JobState]:
+    """Poll one worker job on a durable timer until it ends (one attempt; no restart), is lost, or
+    its deadline passes (then it is stopped). Returns its final state."""
+    deadline = context.current_utc_datetime + timedelta(seconds=handle.deadline_seconds)
+    failures = 0
+    while True:
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=handle.poll_seconds))
+        try:
+            polled = yield context.call_activity_with_retry(
+                names.POLL_BACKUP_JOBS, retry, PollJobsRequest((handle,)).to_dict()
+            )
+        except Exception as error:
+            failures += 1
+            if failures < max_poll_failures:
+                continue
+            return JobState(handle.job_id, handle.attempt, "failed", reason=failure_reason(error))
+        failures = 0
+        [state] = PollJobsResult.from_dict(polled).jobs
+        if state.state in ("succeeded", "failed"):
+            return state
+        if context.current_utc_datetime >= deadline:
+            reason = f"the worker did not finish within {handle.deadline_seconds} s"
+            try:
+                yield context.call_activity_with_retry(
+                    names.STOP_BACKUP_JOBS, retry, PollJobsRequest((handle,)).to_dict()
+                )
+            except Exception as error:
+                reason += f" and could not be stopped: {failure_reason(error)}"
+            return JobState(handle.job_id, handle.attempt, "failed", reason=reason)
 
 
 def failure_reason(error: Any) -> str:

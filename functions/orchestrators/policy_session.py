@@ -8,7 +8,9 @@ sql_backup_orchestrator per database, at most ``concurrency`` (resources_in_flig
 and at most ``workers_in_flight`` workers: a resource that needs workers is granted up to that many
 when it starts (a VM one per disk, a database one) and gives them back when it ends; it waits while
 none is free, so its snapshots are taken just before its workers can read them -> aggregate (each
-resource's start and end, from the orchestration clock) -> record_session. The custom status is
+resource's start and end, from the orchestration clock) -> image-level sessions that made points:
+the policy's image retention (plan_image_retention, a repository-maintenance worker that forgets and
+prunes, record_forgotten_points; a failure there only warns) -> record_session. The custom status is
 what the portal shows while it runs: {phase, resources_total, resources_done, bytes_read, bytes_stored, failed}.
 """
 
@@ -31,6 +33,10 @@ from shared.services.messages import (
     RESULT_SUCCESS,
     RESULT_WARNING,
     DiscoverRequest,
+    ForgottenPoints,
+    ImageRetentionPlan,
+    ImageRetentionRequest,
+    JobHandle,
     ResourceResult,
     SessionPlan,
     SessionProgress,
@@ -42,13 +48,15 @@ from shared.services.messages import (
     worse,
 )
 
-from .flow import BackoffRetry, failure_reason
+from .flow import BackoffRetry, failure_reason, wait_for_job
 from .tracing import OrchestrationTrace
 
 bp = df.Blueprint()
 
 DISCOVER_RETRY = BackoffRetry(5, 4)
 RECORD_RETRY = BackoffRetry(5, 5)
+START_RETRY = BackoffRetry(10, 4)
+POLL_RETRY = BackoffRetry(5, 3)
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.POLICY_SESSION)
@@ -155,6 +163,13 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
         status = RESULT_FAILED  # SQL discovery failed (reason says so)
     for result in results:
         status = worse(status, result.status)
+    forgotten: tuple[str, ...] = ()
+    if plan is not None and image_level and any(d.point_id for r in results for d in r.disks):
+        context.set_custom_status({"phase": "image retention", "policy": request.policy_id})
+        forgotten, note = yield from _image_retention(context, request.policy_id, session_id, plan)
+        if note:  # the points are safe; only the clean-up did not happen
+            status = worse(status, RESULT_WARNING)
+            reason = f"{reason}; {note}" if reason else note
     record = SessionRecord(
         session_id=session_id,
         policy_id=request.policy_id,
@@ -164,6 +179,7 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
         finished=format_time(context.current_utc_datetime),
         status=status,
         resources=tuple(results),
+        points_forgotten=forgotten,
         reason=reason,
     )
     context.set_custom_status(_final(record).to_dict())
@@ -182,6 +198,36 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
     failed = record.reason or "failed" if record.status == RESULT_FAILED else None
     trace.end(context, names.POLICY_SESSION, attributes, failed=failed)
     return record.to_dict()
+
+
+def _image_retention(
+    context: df.DurableOrchestrationContext, policy_id: str, session_id: str, plan: SessionPlan
+) -> Generator[Any, Any, tuple[tuple[str, ...], str]]:
+    """Apply the policy's image retention to its repository points: plan, a maintenance worker
+    forgets and prunes, the catalog drops them. Returns (catalog points dropped, a note on failure)."""
+    vm_ids = tuple(vm.vm_id for vm in plan.vms)
+    now = format_time(context.current_utc_datetime)
+    request = ImageRetentionRequest(policy_id, session_id, vm_ids, plan.vms[0].location, now)
+    try:
+        planned = ImageRetentionPlan.from_dict(
+            (yield context.call_activity_with_retry(names.PLAN_IMAGE_RETENTION, DISCOVER_RETRY, request.to_dict()))
+        )
+        if not planned.repository_point_ids:
+            return (), ""
+        handle = JobHandle.from_dict(
+            (yield context.call_activity_with_retry(names.START_MAINTENANCE_JOB, START_RETRY, planned.to_dict()))
+        )
+        state = yield from wait_for_job(context, handle, POLL_RETRY)
+        if state.state != "succeeded":
+            return (), f"image retention: the maintenance worker failed: {state.reason}"
+        gone = tuple(str(point) for point in state.result.get("forgotten", []))
+        dropped = ForgottenPoints(policy_id, session_id, vm_ids, planned.point_ids, gone)
+        recorded = yield context.call_activity_with_retry(
+            names.RECORD_FORGOTTEN_POINTS, RECORD_RETRY, dropped.to_dict()
+        )
+    except Exception as error:
+        return (), f"image retention failed: {failure_reason(error)}"
+    return ForgottenPoints.from_dict(recorded).point_ids, ""
 
 
 def _final(record: SessionRecord) -> SessionProgress:

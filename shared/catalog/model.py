@@ -117,6 +117,10 @@ class Session:
     resources: tuple[ResourceResult, ...] = field(
         default=(), metadata=spec("per resource, in the order they started", max_items=10_000)
     )
+    points_forgotten: tuple[str, ...] = field(
+        default=(),
+        metadata=spec("image points the policy's retention removed after it", format=CATALOG_ID, max_items=10_000),
+    )
 
     @property
     def duration(self) -> dt.timedelta | None:

@@ -146,6 +146,7 @@ class CatalogRecords:
                 image_backup=session.image_level,
                 reason=session.reason[:_TEXT_LIMIT],
                 resources=tuple(resources),
+                points_forgotten=session.points_forgotten,
             )
         )
 

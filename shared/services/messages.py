@@ -40,6 +40,9 @@ __all__ = [
     "DiscoverRequest",
     "DiskOutcome",
     "DiskTarget",
+    "ForgottenPoints",
+    "ImageRetentionPlan",
+    "ImageRetentionRequest",
     "JobHandle",
     "JobState",
     "Message",
@@ -368,6 +371,42 @@ class ResourceResult(Message):
         return sum(d.bytes_stored for d in self.disks)
 
 
+# -- image-level repository retention (shared.services.image_retention) ----------------------------
+
+
+@dataclass(frozen=True)
+class ImageRetentionRequest(Message):
+    policy_id: str
+    session_id: str
+    vm_ids: tuple[str, ...]
+    location: str
+    """Where the VMs are: the worker's region when the policy's repository names none."""
+    now: str
+
+
+@dataclass(frozen=True)
+class ImageRetentionPlan(Message):
+    policy_id: str
+    session_id: str
+    location: str
+    point_ids: tuple[str, ...] = ()
+    """The catalog's VM points to forget, oldest first."""
+    repository_point_ids: tuple[str, ...] = ()
+    """Their disks' repository points."""
+    kept: int = 0
+
+
+@dataclass(frozen=True)
+class ForgottenPoints(Message):
+    policy_id: str
+    session_id: str
+    vm_ids: tuple[str, ...]
+    point_ids: tuple[str, ...]
+    """The catalog points the plan dropped."""
+    repository_point_ids: tuple[str, ...]
+    """The repository points the worker forgot (or found gone)."""
+
+
 @dataclass(frozen=True)
 class SessionProgress(Message):
     """The session's custom status: what the portal shows while it runs."""
@@ -392,6 +431,8 @@ class SessionRecord(Message):
     finished: str
     status: str
     resources: tuple[ResourceResult, ...] = ()
+    points_forgotten: tuple[str, ...] = ()
+    """Catalog image points the policy's image retention removed after this session."""
     reason: str = ""
 
     @property

@@ -30,18 +30,24 @@ from shared.services.bacpac_restore import BacpacRestoreJob
 from shared.services.image_backup import ImageBackupJob
 from shared.services.image_restore import ImageRestoreJob
 from shared.services.job_spec import ArmRef, JobSpec
+from shared.services.repo_maintenance import MaintenanceSpec, RepositoryMaintenanceJob, is_maintenance_spec
 from shared.telemetry.job import job_telemetry
 
 from .adapters import DiskUploads, ManagedDiskSources, SecretResolvers, StoreRepositoryOpener, VhdBlobSources
 from .table_status import TableJobStatusStore
 
-__all__ = ["arm_settings", "load_spec", "main"]
+__all__ = ["arm_settings", "load_spec", "main", "read_spec", "run_maintenance"]
 
 log = logging.getLogger("bulwark.worker")
 JOB_ENV = "BULWARK_JOB"
 
 
 def load_spec(job_file: Path | None, env: Mapping[str, str]) -> JobSpec:
+    return JobSpec.from_json(read_spec(job_file, env))
+
+
+def read_spec(job_file: Path | None, env: Mapping[str, str]) -> str:
+    """The job document's text: from ``--job FILE`` or ``$BULWARK_JOB``."""
     if job_file is not None:
         try:
             text = job_file.read_text(encoding="utf-8")
@@ -51,7 +57,7 @@ def load_spec(job_file: Path | None, env: Mapping[str, str]) -> JobSpec:
         text = env.get(JOB_ENV, "")
         if not text.strip():
             raise ConfigError(f"no job spec: pass --job FILE or set {JOB_ENV}", hint="see shared/services/job_spec.py")
-    return JobSpec.from_json(text)
+    return text
 
 
 def arm_settings(reference: ArmRef) -> AzureSettings:
@@ -83,7 +89,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     install_log_redaction()
     try:
-        spec = load_spec(args.job, environment)
+        text = read_spec(args.job, environment)
+        if is_maintenance_spec(text):
+            return run_maintenance(MaintenanceSpec.from_json(text), environment)
+        spec = JobSpec.from_json(text)
     except BulwarkError as exc:
         log.error("%s", exc)
         return exc.exit_code
@@ -166,5 +175,38 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         result["bytes_read"],
         result["bytes_stored"],
     )
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def run_maintenance(spec: MaintenanceSpec, environment: Mapping[str, str]) -> int:
+    """Job kind ``repository-maintenance``: forget the points image retention dropped, then prune."""
+    log.info(
+        "job %s (%s): %d point(s) of policy %s", spec.job_id, "repository-maintenance", len(spec.forget), spec.policy_id
+    )
+    clients: AzureClients | None = None
+    status: TableJobStatusStore | None = None
+    try:
+        settings = arm_settings(spec.arm)
+        clients = AzureClients(settings)
+        status = TableJobStatusStore.for_reference(spec.status, client_id=settings.managed_identity_client_id)
+        job = RepositoryMaintenanceJob(
+            secrets=SecretResolvers.for_azure(settings, clients.credential),
+            repositories=StoreRepositoryOpener(environment, SystemClock()),
+            status=status,
+            clock=SystemClock(),
+        )
+        result = job.run(spec)
+    except BulwarkError as exc:
+        log.error("job %s failed: %s", spec.job_id, exc)
+        return exc.exit_code
+    except Exception as exc:  # the edge: report, never leak a secret, non-zero exit
+        log.error("job %s failed unexpectedly: %s: %s", spec.job_id, type(exc).__name__, redact(str(exc)))
+        return 1
+    finally:
+        if status is not None:
+            status.close()
+        if clients is not None:
+            clients.close()
     print(json.dumps(result, sort_keys=True))
     return 0
