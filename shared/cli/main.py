@@ -12,8 +12,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from shared.cli import bacpac_commands, catalog_commands, files_commands, image_commands, repo_commands
-from shared.cli.restore_sql_commands import register_restore_group
+from shared.cli import (
+    bacpac_commands,
+    catalog_commands,
+    files_commands,
+    image_commands,
+    repo_commands,
+    restore_commands,
+)
 from shared.core.errors import BulwarkError, redact
 
 __all__ = ["build_parser", "main", "tune_allocator"]
@@ -41,9 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for family in (repo_commands, image_commands, bacpac_commands, files_commands, catalog_commands):
+    for family in (repo_commands, image_commands, bacpac_commands, files_commands, catalog_commands, restore_commands):
         family.register(commands)
-    register_restore_group(commands)  # `restore sql|files`; the VM restore commands will own the group
     return parser
 
 

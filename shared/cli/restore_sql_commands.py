@@ -11,29 +11,20 @@ the BACPAC with ``bulwark restore-bacpac`` and import it with SqlPackage or the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from shared.cli import files_commands
+from shared.cli.app_client import APP_ENV, KEY_ENV, call, follow, refusal
 from shared.cli.session import add_repo_options, emit_json, say
 from shared.core.errors import (
     AzureOperationFailedError,
-    BulwarkError,
-    ConfigError,
-    PointNotFoundError,
     UsageError,
 )
 
-__all__ = ["add_files_commands", "add_sql_commands", "register_restore_group"]
+__all__ = ["add_files_commands", "add_sql_commands"]
 
-APP_ENV = "BULWARK_APP_URL"
-KEY_ENV = "BULWARK_FUNCTION_KEY"
-_TERMINAL = ("Completed", "Failed", "Terminated")
 
 SQL_EPILOG = f"""\
 The restore runs in the function app (through its HTTP API): a worker rebuilds the BACPAC from the
@@ -67,18 +58,6 @@ examples:
   bulwark restore files latest /var/log/syslog --out . --repo /backups
 """
 )
-
-
-def register_restore_group(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """A minimal ``restore`` group holding ``sql`` and ``files`` (until the VM restore commands own it)."""
-    group = commands.add_parser(
-        "restore",
-        help="restore a database or files",
-        description="Restore a SQL database from a BACPAC point (through the app), or files from a disk image point.",
-    )
-    subcommands = group.add_subparsers(dest="restore_command", metavar="COMMAND", required=True)
-    add_sql_commands(subcommands)
-    add_files_commands(subcommands)
 
 
 def add_sql_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -146,9 +125,9 @@ def sql_cmd(args: argparse.Namespace) -> int:
     if args.original:
         body["original"] = args.original
     base = args.app.rstrip("/")
-    status, answer = _call(f"{base}/api/restores/sql", key, "POST", body)
+    status, answer = call(f"{base}/api/restores/sql", key, "POST", body)
     if status != 202:
-        raise _refusal(status, answer)
+        raise refusal(status, answer)
     link = str(answer.get("statusQueryGetUri") or answer["status"])
     if args.no_wait:
         if args.json:
@@ -158,21 +137,7 @@ def sql_cmd(args: argparse.Namespace) -> int:
             say(f"restore {answer['id']} started; follow it at {answer['status']}")
         return 0
     say(f"restore {answer['id']} started")
-    deadline = time.monotonic() + args.timeout
-    last = ""
-    while True:
-        status, document = _call(link, key, "GET")
-        runtime = str(document.get("runtimeStatus") or document.get("runtime_status") or "")
-        custom = document.get("customStatus") or document.get("custom_status") or {}
-        phase = str(custom.get("phase", "")) if isinstance(custom, dict) else ""
-        if phase and phase != last and not args.json:
-            say(f"  {phase}")
-            last = phase
-        if runtime in _TERMINAL:
-            break
-        if time.monotonic() > deadline:
-            raise ConfigError(f"restore {answer['id']} is still running after {args.timeout:.0f} s", hint=link)
-        time.sleep(2)
+    runtime, document = follow(link, key, timeout=args.timeout, quiet=args.json, name=f"restore {answer['id']}")
     found = document.get("output")
     output: dict[str, Any] = found if isinstance(found, dict) else {}
     if args.json:
@@ -186,45 +151,3 @@ def sql_cmd(args: argparse.Namespace) -> int:
         )
         say(f"restored into {output['database_id']}{aside}")
     return 0
-
-
-def _call(url: str, key: str, method: str, body: Any = None) -> tuple[int, dict[str, Any]]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if key:
-        request.add_header("x-functions-key", key)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, _json(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, _json(error.read())
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot reach the app at {url.split('/api/', 1)[0]}: {exc}", hint=f"check --app or ${APP_ENV}"
-        ) from None
-
-
-def _json(raw: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(raw or b"{}")
-    except ValueError:
-        return {"message": raw[:200].decode(errors="replace")}
-    return document if isinstance(document, dict) else {"value": document}
-
-
-def _refusal(status: int, answer: dict[str, Any]) -> BulwarkError:
-    inner = answer.get("error")
-    error: dict[str, Any] = inner if isinstance(inner, dict) else answer
-    message = str(error.get("message") or f"the app answered {status}")
-    hint = error.get("hint")
-    problems = error.get("problems") or []
-    if problems:
-        message = "; ".join(f"{p.get('path')}: {p.get('message')} ({p.get('fix')})" for p in problems)
-    if status == 404:
-        return PointNotFoundError(message, hint=hint)
-    if status in (401, 403):
-        return ConfigError(f"the app refused the function key ({status})", hint=f"set {KEY_ENV}")
-    if 400 <= status < 500:
-        return UsageError(message, hint=hint)
-    return AzureOperationFailedError(f"the app answered {status}: {message}", hint=hint)

@@ -15,6 +15,9 @@ Restored disks equal what the guest saw at the snapshot, byte for byte (``bulwar
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,6 +32,7 @@ from bulwark_local.stack import Stack
 
 from shared.azure.clients import AzureClients
 from tests.app.harness import (
+    KEY,
     assert_no_secrets,
     call,
     determinism_check,
@@ -259,3 +263,30 @@ def test_no_secret_in_restore_state_and_the_orchestrator_is_deterministic(world:
         secrets=secrets,
     )
     assert "restore_vm_orchestrator" in determinism_check(world.work / "runtime")
+
+
+def bulwark(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, BULWARK_APP_URL=world.host.base_url, BULWARK_FUNCTION_KEY=KEY)
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("bulwark")), "restore", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_cli_restores_a_disk_and_refuses_a_replace_without_yes(world: World) -> None:
+    vm_id = world.estate.vm.id
+    done = bulwark(
+        world, "disk", world.image_point["point_id"], "--vm", vm_id, "--lun", "os", "--name", "cli-os", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    output = json.loads(done.stdout)
+    assert output["status"] == "Succeeded" and output["disks"][0]["disk_id"].endswith("/disks/cli-os")
+    assert same_bytes(world.admin, output["disks"][0]["disk_id"], world.expected["os"], world.work)
+
+    refused_run = bulwark(world, "vm", world.image_point["point_id"], "--vm", vm_id, "--replace")
+    assert refused_run.returncode == 2
+    assert refused_run.stderr.count("\n") == 1 and "confirm" in refused_run.stderr
