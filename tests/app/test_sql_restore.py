@@ -59,6 +59,7 @@ from tests.app.harness import (
     store_policy,
 )
 from tests.app.test_sql_backup_session import make_database, make_server
+from tests.fileset.bacpacs import copy_with
 from tests.support.shared_fixtures import ADVENTURE_WORKS_BACPAC
 from tests.worker.estate import PASSPHRASE, make_repository, open_repository, put_resource_group
 
@@ -86,6 +87,18 @@ class Scenario:
 def _store_bacpac(location: str) -> str:
     repo = open_repository(location)
     with BacpacFile(ADVENTURE_WORKS_BACPAC, source_id="adventureworks") as bacpac:
+        return backup_fileset(repo, bacpac, kind="bacpac", tags={}, workers=2).point.point_id
+
+
+def _store_cut_bacpac(location: str, work: Path) -> str:
+    """AdventureWorksLT with SalesOrderHeader's data cut mid-row: a valid package (Origin.xml only
+    checksums model.xml) that the import service fails on half-way, after creating the database."""
+    member = "Data/SalesLT.SalesOrderHeader/TableData-000-00000.BCP"
+    with zipfile.ZipFile(ADVENTURE_WORKS_BACPAC) as original:
+        cut = original.read(member)[:3001]
+    path = copy_with(ADVENTURE_WORKS_BACPAC, work / "cut.bacpac", {member: cut})
+    repo = open_repository(location)
+    with BacpacFile(path, source_id="adventureworks-cut") as bacpac:
         return backup_fileset(repo, bacpac, kind="bacpac", tags={}, workers=2).point.point_id
 
 
@@ -132,6 +145,7 @@ def scenario(
     work = tmp_path_factory.mktemp("sqlrestore")
     repository, secret = make_repository(work)
     point_id = _store_bacpac(repository)
+    cut_point = _store_cut_bacpac(repository, work)
     damaged_root = work / "damaged"
     damaged_root.mkdir()
     damaged, damaged_secret = make_repository(damaged_root)
@@ -194,6 +208,16 @@ def scenario(
         status, answer = _post(host, built, "damaged", damaged_request)
         assert status == 202, answer
         _wait(built, "damaged", answer)
+        half_request = {
+            "point": cut_point,
+            "server": server,
+            "name": "aw-half",
+            "repository": {"location": repository, "passphrase": {"file": str(secret)}},
+            "login": {"file": str(password)},
+        }
+        status, answer = _post(host, built, "half", half_request)
+        assert status == 202, answer
+        _wait(built, "half", answer)
         _post(host, built, "unknown", {**base, "point": "bak-no-such-point", "name": "x"})
         _post(host, built, "bad body", {"point": 7, "server": server, "confirm": "yes", "password": "x"})
         for label, name in (("cli", "aw-cli"), ("cli taken", "aw-cli")):
@@ -276,6 +300,15 @@ def test_a_damaged_point_fails_clearly_and_leaves_nothing(scenario: Scenario, cl
     finally:
         staging.close()
     assert any("cleaned up" in line for line in scenario.logs)
+
+
+def test_a_failed_import_deletes_the_half_imported_database(scenario: Scenario, clients: AzureClients) -> None:
+    output = scenario.outputs["half"]["output"]
+    assert output["status"] == "Failed", output
+    assert "the import into 'aw-half' failed" in output["reasons"][0] and "SalesOrderHeader" in output["reasons"][0]
+    with pytest.raises(AzureResourceNotFoundError):
+        clients.sql().get_database(f"{scenario.server}/databases/aw-half")
+    assert any("cleaned up" in line and "databases/aw-half" in line for line in scenario.logs)
 
 
 def test_bad_requests_get_field_level_400s_and_unknown_points_404(scenario: Scenario) -> None:
