@@ -3,9 +3,10 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.activities import jobs, maintenance, sessions, sql, vm
+from functions.activities import jobs, maintenance, sessions, sql, sql_restore, vm
 from functions.orchestrators import policy_session, sql_backup, vm_backup
-from functions.triggers import http_api, schedules
+from functions.orchestrators import sql_restore as sql_restore_orchestrator
+from functions.triggers import http_api, http_browse, schedules
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (
@@ -19,5 +20,8 @@ for blueprint in (
     maintenance.bp,
     sql.bp,
     sessions.bp,
+    http_browse.bp,
+    sql_restore_orchestrator.bp,
+    sql_restore.bp,
 ):
     app.register_functions(blueprint)

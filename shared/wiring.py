@@ -32,6 +32,7 @@ from shared.config import ENV_NAMES, Settings, table_endpoint
 from shared.core.clock import Clock, SystemClock
 from shared.policy.store import PolicyStore
 from shared.policy.table_store import AzureTablePolicyStore
+from shared.services.browse import PointBrowser
 from shared.services.catalog_records import CatalogRecords
 from shared.services.image_retention import ImageRetention
 from shared.services.job_spec import StatusRef
@@ -48,6 +49,13 @@ from shared.services.sql_backup import (
     SqlPolicies,
     SqlPreflight,
 )
+from shared.services.sql_restore import (
+    ImportRestoredBacpac,
+    SqlRestoreCleanup,
+    SqlRestoreJobs,
+    SwapRestoredDatabase,
+    ValidateSqlRestore,
+)
 from shared.services.vm_backup import (
     ApplySnapshotRetention,
     DiscoverVms,
@@ -57,7 +65,7 @@ from shared.services.vm_backup import (
 )
 from shared.services.worker_jobs import JobSettings, WorkerJobs
 from shared.telemetry.setup import TELEMETRY_ENV, configure_telemetry, worker_environment
-from shared.worker.adapters import SecretResolvers
+from shared.worker.adapters import SecretResolvers, StoreRepositoryOpener
 from shared.worker.launchers import ContainerInstancesLauncher, LocalProcessLauncher
 from shared.worker.table_status import DEFAULT_TABLE as JOBS_TABLE
 from shared.worker.table_status import TableJobStatusStore
@@ -67,11 +75,14 @@ __all__ = [
     "POLICIES_TABLE",
     "SESSIONS_TABLE",
     "Services",
+    "SqlRestoreServices",
     "SqlServices",
     "build_services",
+    "build_sql_restore_services",
     "build_sql_services",
     "reset_services",
     "services",
+    "sql_restore_services",
     "sql_services",
 ]
 
@@ -317,4 +328,80 @@ def sql_services(env: Mapping[str, str] | None = None) -> SqlServices:
         if found is None or found[0] is not app:
             found = (app, build_sql_services(app))
             _sql_built[id(app)] = found
+        return found[1]
+
+
+# -- SQL restore and browsing ----------------------------------------------------------------------
+
+
+@dataclass
+class SqlRestoreServices:
+    """The SQL restore use cases (its activities and HTTP trigger) and point browsing."""
+
+    validate: ValidateSqlRestore
+    jobs: SqlRestoreJobs
+    import_: ImportRestoredBacpac
+    swap: SwapRestoredDatabase
+    cleanup: SqlRestoreCleanup
+    browse: PointBrowser
+    staging: BlobBacpacStaging
+
+
+def build_sql_restore_services(
+    app: Services, *, env: Mapping[str, str] | None = None, clock: Clock | None = None
+) -> SqlRestoreServices:
+    """``env``: what opening a repository may read (its storage credentials); the process's by default."""
+    settings = app.settings
+    clock = clock or SystemClock()
+    clients = AzureClients(settings.azure)
+    app._closers.append(clients.close)
+    sql = clients.sql()
+    table = TableClient.from_connection_string(settings.storage_connection_string, table_name=POLICIES_TABLE)
+    app._closers.append(table.close)
+    policies = SqlPolicies(
+        AzurePolicyTable(table).ready(), subscription_id=settings.azure.subscription_id, key_vault=settings.key_vault
+    )
+    status = TableJobStatusStore.from_connection_string(settings.storage_connection_string, JOBS_TABLE)
+    app._closers.append(status.close)
+    staging = BlobBacpacStaging(settings.storage_connection_string)
+    app._closers.append(staging.close)
+    secrets = SecretResolvers.for_azure(settings.azure, clients.credential)
+    repositories = StoreRepositoryOpener(os.environ if env is None else env, clock)
+    jobs = SqlRestoreJobs(
+        launcher=app.launcher,
+        status=status,
+        staging=staging,
+        settings=JobSettings(
+            arm=settings.arm_reference,
+            status=StatusRef(endpoint=table_endpoint(settings.storage_connection_string), table=JOBS_TABLE),
+            poll_seconds=settings.worker.poll_seconds,
+            deadline_seconds=settings.worker.deadline_seconds,
+            max_attempts=settings.worker.max_attempts,
+        ),
+        clock=clock,
+    )
+    return SqlRestoreServices(
+        validate=ValidateSqlRestore(
+            sql=sql, catalog=app.catalog, policies=policies, secrets=secrets, repositories=repositories
+        ),
+        jobs=jobs,
+        import_=ImportRestoredBacpac(sql, secrets, staging, clock),
+        swap=SwapRestoredDatabase(sql),
+        cleanup=SqlRestoreCleanup(sql, staging),
+        browse=PointBrowser(catalog=app.catalog, policies=policies, secrets=secrets, repositories=repositories),
+        staging=staging,
+    )
+
+
+_sql_restore_built: dict[int, tuple[Services, SqlRestoreServices]] = {}
+
+
+def sql_restore_services(env: Mapping[str, str] | None = None) -> SqlRestoreServices:
+    """The process's SQL restore and browse services, built on first use beside ``services(env)``."""
+    app = services(env)
+    with _lock:
+        found = _sql_restore_built.get(id(app))
+        if found is None or found[0] is not app:
+            found = (app, build_sql_restore_services(app, env=env))
+            _sql_restore_built[id(app)] = found
         return found[1]

@@ -13,6 +13,7 @@ import functools
 import json
 from typing import Any
 
+from functions.triggers.openapi_browse import browse_paths, browse_schemas
 from shared.catalog.model import PointKind, catalog_components
 from shared.policy.document import openapi_components
 from shared.services.api import DEFAULT_LIMIT, MAX_LIMIT
@@ -25,7 +26,12 @@ _REF = "#/components/schemas/"
 
 @functools.cache
 def _document() -> dict[str, Any]:
-    schemas: dict[str, Any] = {**openapi_components(), **catalog_components(_REF), **_api_schemas()}
+    schemas: dict[str, Any] = {
+        **openapi_components(),
+        **catalog_components(_REF),
+        **_api_schemas(),
+        **browse_schemas(),
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -37,7 +43,7 @@ def _document() -> dict[str, Any]:
         },
         "servers": [{"url": "/api"}],
         "security": [{"functionKey": []}, {"functionKeyQuery": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **browse_paths()},
         "components": {
             "schemas": schemas,
             "securitySchemes": {

@@ -461,6 +461,10 @@ def test_openapi_describes_every_route_and_is_valid(api: tuple[LocalFunctionsHos
         ("/sessions", "get"),
         ("/sessions/{session_id}", "get"),
         ("/points", "get"),
+        ("/points/{point_id}/contents", "get"),
+        ("/points/{point_id}/files", "get"),
+        ("/points/{point_id}/files/download", "get"),
+        ("/restores/sql", "post"),
         ("/openapi.json", "get"),
     }
     routes = {(f.route, m.lower()) for f in host.functions.http for m in f.methods or ()}
