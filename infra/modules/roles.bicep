@@ -97,13 +97,14 @@ resource vmRestore 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, 'bulwark-vm-restore', suffix)
   properties: {
     roleName: 'Bulwark VM restore (${suffix})'
-    description: 'Create disks (from a snapshot, or empty for upload and written through a SAS) and VMs that attach them to existing network interfaces.'
+    description: 'Create disks (from a snapshot, or empty for upload and written through a SAS) and VMs that attach them to existing network interfaces; delete what a failed restore left.'
     type: 'CustomRole'
     permissions: [
       {
         actions: [
           'Microsoft.Compute/virtualMachines/read'
           'Microsoft.Compute/virtualMachines/write'
+          'Microsoft.Compute/virtualMachines/delete'
           'Microsoft.Compute/disks/read'
           'Microsoft.Compute/disks/write'
           'Microsoft.Compute/disks/delete'
