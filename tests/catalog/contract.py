@@ -13,7 +13,7 @@ import pytest
 
 from shared.catalog.model import PointKind, ResourceResult, RestorePoint, Session, Status, TriggerKind
 from shared.catalog.port import Catalog, latest_image_points, protected_snapshot_ids
-from shared.core.errors import InvalidDocumentError, SessionNotFoundError, UsageError
+from shared.core.errors import InvalidDocumentError, PointNotFoundError, SessionNotFoundError, UsageError
 from shared.policy.azure_ids import ResourceKind
 from tests.policy.documents import DB, VM, VM2
 
@@ -184,6 +184,14 @@ class CatalogContract:
         bigger = dataclasses.replace(point("p1", time=at(1)), size=1)
         catalog.add_point(bigger)
         assert catalog.list_points(VM) == [bigger]
+
+    def test_get_point_by_id_whatever_its_resource(self, catalog: Catalog) -> None:
+        catalog.add_point(point("p1", time=at(1)))
+        catalog.add_point(point("d1", DB, time=at(4), kind=PointKind.BACPAC))
+        assert catalog.get_point("d1") == point("d1", DB, time=at(4), kind=PointKind.BACPAC)
+        assert catalog.get_point("p1").resource_id == VM
+        with pytest.raises(PointNotFoundError, match="'p9'"):
+            catalog.get_point("p9")
 
     def test_remove_point(self, catalog: Catalog) -> None:
         catalog.add_point(point("p1", time=at(1)))
