@@ -211,4 +211,5 @@ def test_no_secret_in_history_status_outputs_http_or_logs(scenario: Scenario) ->
 
 def test_every_orchestrator_passes_the_determinism_check(scenario: Scenario) -> None:
     report = determinism_check(scenario.runtime_state)
-    assert "3 orchestrators scanned" in report and "0 findings" in report
+    scanned = int(report.split(" orchestrators scanned")[0].split()[-1])  # every registered one (restores too)
+    assert scanned >= 3 and "0 findings" in report, report
