@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,11 +35,15 @@ from tests.worker.estate import make_repository, open_repository
 POINT = "img-browse-test-web"
 GROUP = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/browse"
 VM = f"{GROUP}/providers/Microsoft.Compute/virtualMachines/web"
+BULWARK = str(Path(sys.executable).parent / "bulwark")
 CONFIG = b"[server]\nport = 8080\n" * 3000
 
 
 @dataclass
 class Scenario:
+    repository: str
+    secret: Path
+    point_id: str
     answers: dict[str, tuple[int, bytes, dict[str, str]]] = field(default_factory=dict)
 
 
@@ -83,7 +89,7 @@ def scenario(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 disks=(PointDisk(f"{VM}-os", None, "snap", point_id, disk.stat().st_size),),
             )
         )
-    built = Scenario()
+    built = Scenario(repository, secret, point_id)
     with running_app(stack, work) as (host, _):
         api = f"{host.base_url}/api/points"
         requests: dict[str, tuple[str, dict[str, str]]] = {
@@ -148,3 +154,20 @@ def test_bad_requests_are_400_and_unknown_points_404(scenario: Scenario) -> None
     status, raw, _ = scenario.answers["no such file"]
     assert status == 400 and "/nope" in json.loads(raw)["error"]["message"], raw
     assert scenario.answers["unknown point"][0] == 404
+
+
+def test_restore_files_extracts_from_the_repository_alone(scenario: Scenario, tmp_path: Path) -> None:
+    repo = ("--repo", scenario.repository, "--password-file", str(scenario.secret))
+    done = subprocess.run(
+        [BULWARK, "restore", "files", scenario.point_id, "p1:/etc/app", "--out", str(tmp_path), *repo],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "app" / "config.toml").read_bytes() == CONFIG
+    helped = subprocess.run([BULWARK, "restore", "files", "--help"], capture_output=True, text=True, check=True)
+    assert "examples:" in helped.stdout and "bulwark restore files" in helped.stdout
+    helped = subprocess.run([BULWARK, "restore", "sql", "--help"], capture_output=True, text=True, check=True)
+    assert "examples:" in helped.stdout and "--swap-with-original --yes" in helped.stdout
