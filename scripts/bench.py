@@ -53,6 +53,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scripts.bench_orchestration import OrchestrationResult, orchestration_table, run_orchestration_bench
+from scripts.bench_restore import RestoreBench, restore_table, run_restore_bench
 from scripts.make_image import MIB, Kind, Layout, allocated_bytes, build_image, mutate_image, plan_layout
 
 GIB = 1024 * MIB
@@ -106,6 +107,7 @@ class Options:
     workdir: Path | None
     keep: bool
     orchestration_vms: int = 200
+    restore_disk_gib: int = 4
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -136,6 +138,13 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         default=200,
         help="VMs (two disks each) in the orchestration run's snapshot-only session; 0 skips (default 200)",
     )
+    parser.add_argument(
+        "--restore-disk-gib",
+        type=int,
+        default=4,
+        help="restore run: back up a simulated disk this big (1 GiB of data) and restore it into an upload "
+        "disk, and extract a 100 MiB file from a point of an ext4 disk this big; 0 skips (default 4)",
+    )
     parser.add_argument("--workdir", type=Path, help="parent of the scratch directory (default /var/tmp or /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -156,6 +165,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         args.workdir,
         args.keep,
         args.orchestration_vms,
+        args.restore_disk_gib,
     )
 
 
@@ -921,6 +931,7 @@ class Outcome:
     memory: list[StepResult]
     scaling: list[StepResult]
     orchestration: OrchestrationResult | None = None
+    restore: RestoreBench | None = None
 
     @property
     def steps(self) -> list[StepResult]:
@@ -954,7 +965,11 @@ def measure(options: Options, run: Runner, scratch: Path) -> Outcome:
     if options.orchestration_vms:
         console.print(f"orchestration run: a snapshot-only session over {options.orchestration_vms} simulated VMs")
         orchestration = run_orchestration_bench(options.orchestration_vms, workdir=scratch)
-    return Outcome(layout, ceiling, trials, memory, scaling, orchestration)
+    restore = None
+    if options.restore_disk_gib:
+        console.print(f"restore run: a {options.restore_disk_gib} GiB simulated disk and a 100 MiB file")
+        restore = run_restore_bench(disk_gib=options.restore_disk_gib, workdir=scratch)
+    return Outcome(layout, ceiling, trials, memory, scaling, orchestration, restore)
 
 
 def report(outcome: Outcome, options: Options, run: Runner) -> bool:
@@ -972,6 +987,25 @@ def report(outcome: Outcome, options: Options, run: Runner) -> bool:
         console.print(orchestration_table(outcome.orchestration))
         run_ok = outcome.orchestration.passed
         found.append(Verdict("orchestration session: every VM Success", str(run_ok), "True", run_ok))
+    if outcome.restore is not None:
+        restored = outcome.restore
+        console.print(restore_table(restored))
+        found.append(
+            Verdict(
+                "restore into an upload disk vs backup speed",
+                f"{restored.speed_ratio:.2f}x ({restored.restore_mb_s:.0f} vs {restored.backup_mb_s:.0f} MB/s)",
+                ">= 1x",
+                restored.speed_ratio >= 1 and restored.identical,
+            )
+        )
+        found.append(
+            Verdict(
+                "100 MiB file from a point: blocks fetched / the file's",
+                f"{restored.read_amplification:.2f}x",
+                "<= 2x",
+                restored.read_amplification <= 2 and restored.file_identical,
+            )
+        )
     print_verdicts(found)
     identical = all(s.details["identical"] for s in steps if "identical" in s.details)
     write_json(
@@ -991,6 +1025,7 @@ def report(outcome: Outcome, options: Options, run: Runner) -> bool:
             "memory": [asdict(m) for m in outcome.memory],
             "scaling": [asdict(m) for m in outcome.scaling],
             "orchestration": asdict(outcome.orchestration) if outcome.orchestration is not None else None,
+            "restore": asdict(outcome.restore) if outcome.restore is not None else None,
             "targets": [asdict(v) for v in found],
             "restores_identical": identical,
         }

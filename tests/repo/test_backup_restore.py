@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from shared.core.errors import UsageError
 from shared.core.ranges import ChangeSet, Extent
 from shared.engine.backup import BackupResult, backup_image
-from shared.engine.restore import restore_image
+from shared.engine.restore import restore_image, restore_into
 from shared.repo.checker import verify_repository
 from shared.repo.repository import Repository
 from shared.sources.image_file import ImageFileSource
@@ -111,3 +112,29 @@ def test_identical_disks_deduplicate(repo: Repository, tmp_path: Path) -> None:
     first = backup(repo, image)
     second = backup(repo, copy)
     assert second.blocks_new == 0 and second.blocks_dedup == first.blocks_new
+
+
+class RecordingTarget:
+    """A BlockTarget that keeps what it is given: the image in memory and every write's size."""
+
+    def __init__(self, size: int) -> None:
+        self.image = bytearray(size)
+        self.writes: list[int] = []
+        self._lock = threading.Lock()
+
+    def write(self, offset: int, data: bytes) -> None:
+        with self._lock:
+            self.image[offset : offset + len(data)] = data
+            self.writes.append(len(data))
+
+
+def test_coalesced_restore_joins_adjacent_blocks_into_fewer_larger_writes(repo: Repository, tmp_path: Path) -> None:
+    image = make_image(tmp_path / "disk.img", 40 * MiB, data_blocks=30)
+    result = backup(repo, image)
+    plain = RecordingTarget(40 * MiB)
+    restore_into(repo, result.point, plain)
+    joined = RecordingTarget(40 * MiB)
+    restore_into(repo, result.point, joined, coalesce=4 * MiB)
+    assert joined.image == plain.image == bytearray(image.read_bytes())
+    assert max(joined.writes) <= 4 * MiB and sum(joined.writes) == sum(plain.writes)
+    assert len(joined.writes) < len(plain.writes) / 2
