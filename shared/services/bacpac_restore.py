@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,7 +54,7 @@ def load_bacpac_point(repo: Repository, point_id: str) -> Point:
 
 
 def rebuild_bacpac(
-    repo: Repository, point: Point, target: Path, *, workers: int = 2, progress: Any = None
+    repo: Repository, point: Point, target: Path, *, workers: int = 2, progress: Callable[[int], None] | None = None
 ) -> dict[str, Any]:
     """Rebuild ``point`` at ``target`` (created whole or not at all); what was written."""
     files = walk.files_of(point)
