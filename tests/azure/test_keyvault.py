@@ -19,7 +19,10 @@ from typer.testing import CliRunner
 from shared.azure.credential import StaticTokenCredential
 from shared.azure.keyvault import KeyVaultSecrets, vault_url
 from shared.core.errors import AzureAuthError, ConfigError
+from shared.policy.document import policy_from_dict
+from shared.policy.store import InMemoryPolicyStore
 from shared.services.job_spec import SecretRef
+from shared.services.sql_backup import SqlPolicies
 from shared.worker.adapters import SecretResolvers
 
 from .conftest import settings_for
@@ -120,3 +123,30 @@ def test_a_refused_token_is_an_auth_error_naming_the_role(sim: SimulatorEndpoint
         secrets.get("kv-bulwark", "repo-pass")
     assert "no Azure token" in str(error.value)
     assert vault_url(settings_for(sim), "kv-bulwark").endswith("/keyvault/kv-bulwark")
+
+
+def test_a_policys_repository_and_sql_login_secrets_resolve_from_the_vault(
+    sim: SimulatorEndpoints, stack_file: Path, tmp_path: Path
+) -> None:
+    """What a policy names by key_vault_secret becomes a keyvault reference the resolvers read."""
+    seed(stack_file, tmp_path, "kv-app", "repo-pass", VALUE)
+    seed(stack_file, tmp_path, "kv-app", "sql-admin", "Sql-Passw0rd-from-the-vault!")
+    group = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/data"
+    store = InMemoryPolicyStore()
+    store.create(
+        policy_from_dict(
+            {
+                "id": "kv-sql",
+                "scope": {"kinds": ["sql_database"], "resource_groups": [group]},
+                "schedule": {"time_zone": "UTC", "daily": {"times": ["03:00"]}},
+                "repository": {"location": str(tmp_path / "repo"), "region": "westeurope"},
+                "encryption": {"passphrase": {"key_vault_secret": "repo-pass"}},
+                "sql": {"retention": {"days": 7}, "login": {"key_vault_secret": "sql-admin"}},
+            }
+        )
+    )
+    policies = SqlPolicies(store, subscription_id=SUBSCRIPTION_ID, key_vault="kv-app")
+    policy = policies.policy("kv-sql")
+    resolvers = SecretResolvers.for_azure(settings_for(sim), StaticTokenCredential("bulwark-local"))
+    assert resolvers.resolve(policies.login_reference(policy)) == "Sql-Passw0rd-from-the-vault!"
+    assert resolvers.resolve(policies.repository(policy).passphrase) == VALUE
