@@ -10,9 +10,20 @@ STAMP := $(VENV)/.setup-stamp
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.setup-stamp
 
-.PHONY: setup test demo bench lint clean stack-up stack-down
+.PHONY: setup test demo bench lint clean stack-up stack-down browser
 
-setup: $(STAMP) $(TOOLS_STAMP) node_modules/.package-lock.json
+setup: $(STAMP) $(TOOLS_STAMP) node_modules/.package-lock.json browser
+
+# Headless Chromium renders the HTML reports in tests/report (Debian's package); installed once, as root.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium (tests/report renders the HTML reports with it)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "note: /usr/bin/chromium is missing and installing it needs root (apt-get install chromium);" \
+			"the report rendering test skips without it"; \
+	fi
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -6,11 +6,12 @@ import azure.functions as func
 from functions.activities import jobs, maintenance, sessions, sql, sql_restore, vm
 from functions.orchestrators import policy_session, sql_backup, vm_backup
 from functions.orchestrators import sql_restore as sql_restore_orchestrator
-from functions.triggers import http_api, http_browse, schedules
+from functions.triggers import http_api, http_browse, http_reports, schedules
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (
     http_api.bp,
+    http_reports.bp,
     schedules.bp,
     policy_session.bp,
     vm_backup.bp,

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from functions.triggers.openapi_browse import browse_paths, browse_schemas
+from functions.triggers.openapi_reports import report_paths
 from shared.catalog.model import PointKind, catalog_components
 from shared.policy.document import openapi_components
 from shared.services.api import DEFAULT_LIMIT, MAX_LIMIT
@@ -43,7 +44,7 @@ def _document() -> dict[str, Any]:
         },
         "servers": [{"url": "/api"}],
         "security": [{"functionKey": []}, {"functionKeyQuery": []}],
-        "paths": {**_paths(), **browse_paths()},
+        "paths": {**_paths(), **report_paths(), **browse_paths()},
         "components": {
             "schemas": schemas,
             "securitySchemes": {

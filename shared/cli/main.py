@@ -18,6 +18,7 @@ from shared.cli import (
     files_commands,
     image_commands,
     repo_commands,
+    report_commands,
     restore_commands,
 )
 from shared.core.errors import BulwarkError, redact
@@ -47,7 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for family in (repo_commands, image_commands, bacpac_commands, files_commands, catalog_commands, restore_commands):
+    for family in (
+        repo_commands,
+        image_commands,
+        bacpac_commands,
+        files_commands,
+        catalog_commands,
+        restore_commands,
+        report_commands,
+    ):
         family.register(commands)
     return parser
 

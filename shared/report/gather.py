@@ -53,6 +53,10 @@ class Reports:
         self._prices = prices
         self._clock = clock
 
+    @property
+    def prices(self) -> PriceTable:
+        return self._prices
+
     def session_report(self, session_id: str) -> SessionReport:
         session = self._catalog.get_session(session_id)
         return SessionReport(session, self.policy_report(session.policy_id, must_exist=False))

@@ -35,7 +35,7 @@ h2 { font-size: 16px; margin: 26px 0 10px; border-bottom: 1px solid var(--line);
 .card { background: var(--band); border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px;
   min-width: 150px; }
 .card b { display: block; font-size: 18px; }
-.card span { color: var(--muted); font-size: 12px; }
+.card > span { color: var(--muted); font-size: 12px; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--band); font-weight: 600; font-size: 12px; color: var(--muted); }
@@ -282,6 +282,9 @@ def _page(title: str, subtitle: str, body: str, generated: dt.datetime) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         "<link rel='icon' href='data:,'>"  # no favicon request
+        # nothing may be fetched or run: a browser refuses (and reports) anything but inline styles
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; "
+        'img-src data:">'
         f"<title>Bulwark · {escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<header><h1>Bulwark · {escape(title)}</h1><p>{escape(subtitle)}</p></header>"
         f"<main>{body}</main><footer>Generated {escape(_when(generated))} by Bulwark.</footer></body></html>"
