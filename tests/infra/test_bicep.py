@@ -84,3 +84,24 @@ def test_secrets_are_secure_parameters_and_never_outputs(bicep: dict[str, dict[s
             text = json.dumps(output.get("value"))
             assert "listKeys" not in text and "list_keys" not in text, f"{file}: output {name} exposes account keys"
             assert "repositoryPassphrase" not in text, f"{file}: output {name} exposes the passphrase"
+
+
+def test_azure_yaml_deploys_the_app_and_builds_the_image_from_main_outputs(bicep: dict[str, dict[str, Any]]) -> None:
+    import re
+
+    import yaml
+
+    project = yaml.safe_load((INFRA.parent / "azure.yaml").read_text(encoding="utf-8"))
+    assert project["infra"]["provider"] == "bicep"
+    assert (INFRA.parent / project["infra"]["path"] / f"{project['infra']['module']}.bicep") == INFRA / MAIN
+    (service,) = project["services"].values()
+    assert (service["host"], service["language"], service["project"]) == ("function", "python", ".")
+    # azd deploys to the resource tagged azd-service-name with the service's name.
+    app = json.dumps(bicep["modules/functionapp.bicep"]["resources"]["app"])
+    tag = f'azd-service-name\'?": "{next(iter(project["services"]))}"'  # pycep keeps a quoted key's quotes
+    assert re.search(tag, app), "the function app needs the azd-service-name tag of the azure.yaml service"
+    outputs = set(bicep[MAIN]["outputs"])
+    for shell in project["hooks"]["postprovision"].values():
+        used = set(re.findall(r"\$(?:env:)?([A-Z_]+)", shell["run"]))
+        assert used and used <= outputs, f"the hook uses {sorted(used - outputs)}, which main.bicep does not output"
+        assert "infra/Dockerfile" in shell["run"]
