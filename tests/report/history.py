@@ -62,16 +62,16 @@ class History:
     sessions: list[Session]
 
 
-def build_history(days: int = 10) -> History:
+def build_history(days: int = 10, *, now: dt.datetime = NOW) -> History:
     policy = policy_from_dict(policy_document())
     store = InMemoryPolicyStore()
     store.create(policy)
     catalog = InMemoryCatalog()
     sessions: list[Session] = []
-    first = (NOW - dt.timedelta(days=days)).replace(hour=3, minute=0)
+    first = (now - dt.timedelta(days=days)).replace(hour=3, minute=0, second=0, microsecond=0)
     for day in range(days + 1):
         started = first + dt.timedelta(days=day)
-        if started > NOW:
+        if started > now:
             break
         image = day in (0, 7)  # a full image-level backup, then an incremental one a week later
         web2_fails = day >= days - 1
