@@ -164,7 +164,9 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
     for result in results:
         status = worse(status, result.status)
     forgotten: tuple[str, ...] = ()
-    if plan is not None and image_level and any(d.point_id for r in results for d in r.disks):
+    vm_ids = {vm.vm_id for vm in plan.vms} if plan is not None else set()
+    image_points = any(d.point_id for r in results if r.resource_id in vm_ids for d in r.disks)  # not BACPACs
+    if plan is not None and image_level and image_points:
         context.set_custom_status({"phase": "image retention", "policy": request.policy_id})
         forgotten, note = yield from _image_retention(context, request.policy_id, session_id, plan)
         if note:  # the points are safe; only the clean-up did not happen
