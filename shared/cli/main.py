@@ -22,6 +22,7 @@ from shared.cli import (
     restore_commands,
 )
 from shared.core.errors import BulwarkError, redact
+from shared.telemetry.cli import command_telemetry
 
 __all__ = ["build_parser", "main", "tune_allocator"]
 
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     tune_allocator()
     try:
-        code = int(args.run(args))
+        with command_telemetry(args.command, os.environ):  # off unless the environment names a target
+            code = int(args.run(args))
     except BulwarkError as exc:
         sys.stderr.write(f"bulwark: error: {redact(str(exc))}\n")
         code = exc.exit_code

@@ -1,5 +1,6 @@
 """A worker job's telemetry: configured from the worker's environment, one span under the
-``traceparent`` its job spec carries, the job's metrics, flushed before the process exits."""
+``traceparent`` its job spec carries, the job's metrics. The span is exported when the job ends;
+the providers' exit hooks export what is logged after it (the worker's last lines)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from .metrics import record_job
-from .setup import configure_telemetry, shutdown_telemetry
+from .setup import configure_telemetry, flush_telemetry
 from .spans import span
 
 __all__ = ["job_telemetry"]
@@ -51,4 +52,4 @@ def job_telemetry(spec: _Spec, env: Mapping[str, str]) -> Iterator[Callable[[Map
 
             yield observe
     finally:
-        shutdown_telemetry()
+        flush_telemetry()

@@ -156,14 +156,17 @@ class _Switches:
                 current = switches.spans
                 return current.force_flush(timeout_millis) if current is not None else True
 
+            def shutdown(self) -> None:  # the provider's exit hook: export what is buffered
+                self.force_flush(5_000)
+
         class LogSwitch(LogRecordProcessor):
             def on_emit(self, log_record: Any) -> None:
                 current = switches.logs
                 if current is not None:
                     current.on_emit(log_record)
 
-            def shutdown(self) -> None:
-                pass
+            def shutdown(self) -> None:  # the provider's exit hook: export what is buffered
+                self.force_flush(5_000)
 
             def force_flush(self, timeout_millis: int = 30_000) -> bool:
                 current = switches.logs

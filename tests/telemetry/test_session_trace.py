@@ -89,9 +89,10 @@ def test_one_trace_from_the_trigger_into_the_workers(traced: tuple[Collector, di
         assert hops <= 4
 
 
-def test_session_metrics_arrive(traced: tuple[Collector, dict[str, object]]) -> None:
+def test_session_metrics_and_logs_arrive(traced: tuple[Collector, dict[str, object]]) -> None:
     collector, _ = traced
     collector.wait_for(lambda c: "bulwark.backup.bytes_read" in c.metric_names)
+    collector.wait_for(lambda c: any("saved point" in line for line in c.log_lines))  # the worker's last log
     assert {
         "bulwark.backup.bytes_read",
         "bulwark.backup.bytes_stored",
