@@ -59,6 +59,7 @@ MIB = 1 << 20
 GIB = 1 << 30
 PASSPHRASE = "bench-restore-passphrase"
 WORKER_THREADS = 2  # python -m shared.worker's default
+RESTORE_THREADS = 2 * WORKER_THREADS  # an image-restore worker's: Put Page is latency-bound
 console = Console(stderr=True)
 
 
@@ -149,7 +150,7 @@ def _disk_round_trip(workdir: Path, disk_gib: int, data_mib: int) -> tuple[float
             started = time.perf_counter()
             write = compute.grant_write(target.id)
             with DiskUpload(write, size, options=clients.data_plane()) as upload:
-                restore_into(repo, point, upload, workers=WORKER_THREADS, coalesce=MAX_PUT_PAGE)
+                restore_into(repo, point, upload, workers=RESTORE_THREADS, coalesce=MAX_PUT_PAGE)
                 upload.finish(unique_id=uuid.uuid4(), created=SystemClock().now())
                 requests = upload.requests
             compute.revoke(target.id)

@@ -227,7 +227,7 @@ class VmRestores:
                         )
                     ],
                 )
-        self._targets.list_disks(resource_group)  # ResourceGroupNotFoundError says it clearly
+        existing = {d.name.lower() for d in self._targets.list_disks(resource_group)}  # or: no such group
         if request.what == "vm" and not request.replace_original:
             self._require_free_vm_name(resource_group, vm_name)
         source = self._source(request, point, disks, region)
@@ -243,6 +243,12 @@ class VmRestores:
             else restore_disk_name(request.restore_id, vm_name or (source_vm.name if source_vm else "vm"), disk.lun)
             for disk in disks
         ]
+        taken = [name for name in names if name.lower() in existing]
+        if taken:
+            raise AzureConflictError(
+                f"a disk named {', '.join(taken)} already exists in resource group {resource_group}",
+                hint="choose another target.name (a restore never writes over a disk)",
+            )
         planned = tuple(self._disk_plan(source, disk, name, source_vm) for disk, name in zip(disks, names, strict=True))
         return RestorePlan(
             restore_id=request.restore_id,

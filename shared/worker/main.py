@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 uploads=DiskUploads(clients.data_plane()),
                 status=status,
                 clock=SystemClock(),
-                workers=max(1, args.workers),
+                workers=2 * max(1, args.workers),  # Put Page waits on the network more than on the CPU
             )
         elif spec.kind == "bacpac-backup":
             job = BacpacBackupJob(
