@@ -1,7 +1,7 @@
 """The price table the cost estimates use: a JSON file with its date, region, currency and source.
 
-The default is ``prices.json`` beside this module; a deployment can name its own (same shape) with
-``BULWARK_PRICES_FILE``, the CLI with ``--prices``.
+The default is ``prices.json`` beside this module (the app uses it; replace it before deploying for
+other prices); the CLI takes another file of the same shape with ``--prices``.
 """
 
 from __future__ import annotations
