@@ -465,6 +465,9 @@ def test_openapi_describes_every_route_and_is_valid(api: tuple[LocalFunctionsHos
         ("/points/{point_id}/files", "get"),
         ("/points/{point_id}/files/download", "get"),
         ("/restores/sql", "post"),
+        ("/reports/sessions/{instance_id}", "get"),
+        ("/reports/policies/{policy_id}", "get"),
+        ("/policies/{policy_id}/cost", "get"),
         ("/openapi.json", "get"),
     }
     routes = {(f.route, m.lower()) for f in host.functions.http for m in f.methods or ()}
