@@ -15,6 +15,7 @@ from typing import Any
 
 from functions.triggers.openapi_browse import browse_paths, browse_schemas
 from functions.triggers.openapi_reports import report_paths
+from functions.triggers.openapi_restore import restore_paths, restore_schemas
 from shared.catalog.model import PointKind, catalog_components
 from shared.policy.document import openapi_components
 from shared.services.api import DEFAULT_LIMIT, MAX_LIMIT
@@ -32,6 +33,7 @@ def _document() -> dict[str, Any]:
         **catalog_components(_REF),
         **_api_schemas(),
         **browse_schemas(),
+        **restore_schemas(),
     }
     return {
         "openapi": "3.1.0",
@@ -44,7 +46,7 @@ def _document() -> dict[str, Any]:
         },
         "servers": [{"url": "/api"}],
         "security": [{"functionKey": []}, {"functionKeyQuery": []}],
-        "paths": {**_paths(), **report_paths(), **browse_paths()},
+        "paths": {**_paths(), **report_paths(), **browse_paths(), **restore_paths()},
         "components": {
             "schemas": schemas,
             "securitySchemes": {
