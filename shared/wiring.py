@@ -63,9 +63,10 @@ from shared.services.vm_backup import (
     RecordSession,
     SnapshotDisk,
 )
+from shared.services.vm_restore import VmRestores
 from shared.services.worker_jobs import JobSettings, WorkerJobs
 from shared.telemetry.setup import TELEMETRY_ENV, configure_telemetry, worker_environment
-from shared.worker.adapters import SecretResolvers, StoreRepositoryOpener
+from shared.worker.adapters import DiskUploads, SecretResolvers, StoreRepositoryOpener
 from shared.worker.launchers import ContainerInstancesLauncher, LocalProcessLauncher
 from shared.worker.table_status import DEFAULT_TABLE as JOBS_TABLE
 from shared.worker.table_status import TableJobStatusStore
@@ -80,10 +81,12 @@ __all__ = [
     "build_services",
     "build_sql_restore_services",
     "build_sql_services",
+    "build_vm_restore_services",
     "reset_services",
     "services",
     "sql_restore_services",
     "sql_services",
+    "vm_restore_services",
 ]
 
 POLICIES_TABLE = "bulwarkpolicies"
@@ -328,6 +331,55 @@ def sql_services(env: Mapping[str, str] | None = None) -> SqlServices:
         if found is None or found[0] is not app:
             found = (app, build_sql_services(app))
             _sql_built[id(app)] = found
+        return found[1]
+
+
+# -- VM and disk restore -------------------------------------------------------------------------------
+
+
+def build_vm_restore_services(app: Services, *, clock: Clock | None = None) -> VmRestores:
+    settings = app.settings
+    clients = AzureClients(settings.azure)
+    app._closers.append(clients.close)
+    compute = clients.compute()
+    status = TableJobStatusStore.from_connection_string(settings.storage_connection_string, JOBS_TABLE)
+    app._closers.append(status.close)
+    status_ref = StatusRef(endpoint=table_endpoint(settings.storage_connection_string), table=JOBS_TABLE)
+    return VmRestores(
+        catalog=app.catalog,
+        policies=app.policies,
+        inventory=compute,
+        snapshots=compute,
+        targets=compute,
+        access=compute,
+        launcher=app.launcher,
+        uploads=DiskUploads(clients.data_plane()),
+        status=status,
+        jobs=JobSettings(
+            arm=settings.arm_reference,
+            status=status_ref,
+            poll_seconds=settings.worker.poll_seconds,
+            deadline_seconds=settings.worker.deadline_seconds,
+            max_attempts=settings.worker.max_attempts,
+        ),
+        arm=settings.arm_reference,
+        status_ref=status_ref,
+        subscription_id=settings.azure.subscription_id,
+        clock=clock or SystemClock(),
+    )
+
+
+_vm_restore_built: dict[int, tuple[Services, VmRestores]] = {}
+
+
+def vm_restore_services(env: Mapping[str, str] | None = None) -> VmRestores:
+    """The process's restore use cases, built on first use beside (and closed with) ``services(env)``."""
+    app = services(env)
+    with _lock:
+        found = _vm_restore_built.get(id(app))
+        if found is None or found[0] is not app:
+            found = (app, build_vm_restore_services(app))
+            _vm_restore_built[id(app)] = found
         return found[1]
 
 
