@@ -25,7 +25,7 @@ param protectedResourceGroups string = ''
 @description('Also grant the restore roles (create disks and VMs, import and rename databases) wherever the backup roles are granted.')
 param grantRestore bool = true
 
-@description('Comma-separated names of further resource groups that restores may create disks, VMs and databases in.')
+@description('Comma-separated names of resource groups that restores may create disks, VMs and databases in, besides the protected ones (which get the restore roles with grantRestore).')
 param restoreResourceGroups string = ''
 
 @description('Protect VMs with unmanaged disks: grants blob read, snapshot and snapshot-delete on the VHD storage accounts in the protected scope.')
@@ -141,7 +141,7 @@ var allTags = union(tags, {
   'azd-env-name': environmentName
 })
 var protectedGroups = protectionScope == 'resourceGroups' && !empty(protectedResourceGroups) ? split(replace(protectedResourceGroups, ' ', ''), ',') : []
-var extraRestoreGroups = empty(restoreResourceGroups) ? [] : filter(split(replace(restoreResourceGroups, ' ', ''), ','), group => !contains(protectedGroups, group))
+var restoreGroups = empty(restoreResourceGroups) ? [] : split(replace(restoreResourceGroups, ' ', ''), ',')
 
 module identity 'modules/identity.bicep' = {
   name: 'bulwark-identity'
@@ -161,9 +161,12 @@ module roles 'modules/roles.bicep' = {
   }
 }
 
-var backupRoleIds = [
+var backupRoleIds = unmanagedDisks ? [
   roles.outputs.vmBackupId
   roles.outputs.vhdSnapshotsId
+  roles.outputs.sqlBackupId
+] : [
+  roles.outputs.vmBackupId
   roles.outputs.sqlBackupId
 ]
 var restoreRoleIds = [
@@ -258,7 +261,9 @@ module protectedAccess 'modules/scope-access.bicep' = [for (group, index) in pro
   }
 }]
 
-module restoreAccess 'modules/scope-access.bicep' = [for (group, index) in extraRestoreGroups: {
+// With grantRestore a protected group has the restore roles already; assigning them again would
+// deploy the same role assignment from two modules.
+module restoreAccess 'modules/scope-access.bicep' = [for (group, index) in restoreGroups: if (!grantRestore || !contains(protectedGroups, group)) {
   name: 'bulwark-access-restore-${index}'
   scope: resourceGroup(group)
   params: {

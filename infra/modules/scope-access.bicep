@@ -3,10 +3,10 @@
 @description('Object id of the Bulwark identity.')
 param principalId string
 
-@description('Role definition ids to assign on this resource group (empty strings are skipped).')
+@description('Role definition ids to assign on this resource group .')
 param roleDefinitionIds array
 
-resource assignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in filter(roleDefinitionIds, id => !empty(id)): {
+resource assignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in roleDefinitionIds: {
   name: guid(resourceGroup().id, principalId, roleId)
   properties: {
     principalId: principalId

@@ -4,10 +4,10 @@ targetScope = 'subscription'
 @description('Object id of the Bulwark identity.')
 param principalId string
 
-@description('Role definition ids to assign on the subscription (empty strings are skipped).')
+@description('Role definition ids to assign on the subscription .')
 param roleDefinitionIds array
 
-resource assignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in filter(roleDefinitionIds, id => !empty(id)): {
+resource assignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in roleDefinitionIds: {
   name: guid(subscription().id, principalId, roleId)
   properties: {
     principalId: principalId
