@@ -62,6 +62,8 @@ class TelemetryTarget:
     address: str = field(default="", repr=False)
     """The connection string or the OTLP endpoint (kept out of reprs and logs)."""
     service_name: str | None = None
+    sampler_set: bool = False
+    """OTEL_TRACES_SAMPLER is set: the operator's sampling, not Bulwark's (every span)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TelemetryTarget:
@@ -72,7 +74,7 @@ class TelemetryTarget:
         if switch == "off":
             return cls("off", service_name=service)
         if env.get(CONNECTION_STRING):
-            return cls("azure-monitor", env[CONNECTION_STRING], service)
+            return cls("azure-monitor", env[CONNECTION_STRING], service, bool(env.get("OTEL_TRACES_SAMPLER")))
         if env.get(OTLP_ENDPOINT):
             endpoint = env[OTLP_ENDPOINT].rstrip("/")
             if not endpoint.startswith(("http://", "https://")):
@@ -330,11 +332,16 @@ def _azure_monitor(target: TelemetryTarget, service: str) -> _Installed:
     from azure.monitor.opentelemetry import configure_azure_monitor
     from opentelemetry import metrics, trace
 
+    options: dict[str, Any] = {}
+    if not target.sampler_set:
+        # Every span: a session's trace spans processes, and a rate limit per process would cut it apart.
+        options["sampling_ratio"] = 1.0
     configure_azure_monitor(
         connection_string=target.address,
         resource=_resource(target, service),
         logger_name="bulwark",
         enable_live_metrics=False,
+        **options,
     )
     tracer_provider: Any = trace.get_tracer_provider()
     if hasattr(tracer_provider, "id_generator"):
