@@ -102,6 +102,8 @@ def declared_functions() -> dict[tuple[str, str], Declared]:
                     continue
                 module = module or importlib.import_module(module_name)
                 arguments = {k.arg: _value(k.value, module) for k in decorator.keywords if k.arg}
+                if method == "route" and decorator.args:
+                    arguments.setdefault("route", _value(decorator.args[0], module))
                 if method in TRIGGERS:
                     assert trigger is None, f"{module_name}.{node.name} has two triggers"
                     trigger = (TRIGGERS[method], arguments)
