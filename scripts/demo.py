@@ -253,13 +253,13 @@ def tail(path: Path, lines: int = 15) -> str:
 class Api:
     def __init__(self, base_url: str, key: str) -> None:
         self.base_url = base_url
-        self._key = key
+        self.key = key
 
     def call(self, path: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"{self.base_url}/api/{path}", method=method, data=data)
         request.add_header("Content-Type", "application/json")
-        request.add_header("x-functions-key", self._key)
+        request.add_header("x-functions-key", self.key)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 status, raw = response.status, response.read()
@@ -581,6 +581,8 @@ def demo(work: Path, stopper: ExitStack) -> tuple[list[SessionRun], list[dict[st
         )
     )
 
+    checks += vm_restore_checks(api, sim, bulwark, changed, disk_id, at_incremental, images)
+
     step(
         f"restoring {CHANGED_DATABASE}'s latest BACPAC point: bulwark restore-bacpac, against an export made now "
         "(the session's own export is deleted after the worker stored it)"
@@ -602,6 +604,52 @@ def demo(work: Path, stopper: ExitStack) -> tuple[list[SessionRun], list[dict[st
     catalog = read_catalog(api, stack, [full, incremental])
     checks += catalog_checks(api, [full, incremental], catalog)
     return [full, incremental], catalog, checks
+
+
+def vm_restore_checks(
+    api: Api,
+    sim: list[str | Path],
+    bulwark: list[str | Path],
+    vm: Mapping[str, Any],
+    disk_id: str,
+    expected: Path,
+    images: Path,
+) -> list[Check]:
+    """Restore the changed VM from its newest image-level point into a new VM, through the app."""
+    vm_id = str(vm["resource_id"])
+    status, answer = api.call(f"points?resource={urllib.parse.quote(vm_id)}&kind=image")
+    if status != 200 or not answer.get("points"):
+        raise DemoError(f"GET /api/points for {vm_id} answered {status}: {answer}")
+    point = answer["points"][0]
+    step(
+        f"restoring {CHANGED_VM} into a new VM from its image-level point {point['point_id']}: "
+        "bulwark restore vm --source repository (upload disks written by a worker with Put Page)"
+    )
+    env = dict(os.environ, BULWARK_APP_URL=api.base_url, BULWARK_FUNCTION_KEY=api.key)
+    began = time.monotonic()
+    name = f"{CHANGED_VM}-restored"
+    argv = [*bulwark, "restore", "vm", point["point_id"], "--vm", vm_id, "--name", name, "--source", "repository"]
+    out = run([*argv, "--json"], env=env)
+    result = json.loads(out)
+    elapsed = time.monotonic() - began
+    disks = {d.get("lun"): d["disk_id"] for d in result.get("disks", [])}
+    note(f"VM {short_id(result.get('vm_id'))} with {len(disks)} disks in {elapsed:.1f} s")
+    data_lun = next((d.get("lun") for d in point["disks"] if d["disk_id"].lower() == disk_id.lower()), None)
+    restored = disks.get(data_lun)
+    same = restored is not None and same_content(guest_read(sim, restored, images / "restored-vm-disk.img"), expected)
+    original_luns = sorted(-1 if d.get("lun") is None else d["lun"] for d in point["disks"])
+    return [
+        Check(
+            f"restore vm: {CHANGED_VM}-restored has the original's LUNs",
+            sorted(-1 if lun is None else lun for lun in disks) == original_luns,
+            f"LUNs {', '.join('os' if lun is None else str(lun) for lun in disks)}",
+        ),
+        Check(
+            f"restore vm: its disk at LUN {data_lun} is byte-identical to the incremental snapshot",
+            same,
+            f"{size_text(result.get('bytes_written', 0))} written through Put Page",
+        ),
+    ]
 
 
 def bacpac_checks(
