@@ -1,5 +1,5 @@
-"""Report tests that need the app use tests/app's stack fixtures, shared."""
+"""Tests here that run the app use tests/app's stack fixtures (a stack of their own per directory)."""
 
-from tests.app.conftest import admin, clients, pytest_collection_modifyitems, stack
+from tests.app.conftest import admin, clients, stack
 
-__all__ = ["admin", "clients", "pytest_collection_modifyitems", "stack"]
+__all__ = ["admin", "clients", "stack"]

@@ -1,5 +1,5 @@
-"""Telemetry tests run the function app like tests/app does: its stack fixtures, shared."""
+"""Tests here that run the app use tests/app's stack fixtures (a stack of their own per directory)."""
 
-from tests.app.conftest import admin, clients, pytest_collection_modifyitems, stack
+from tests.app.conftest import admin, clients, stack
 
-__all__ = ["admin", "clients", "pytest_collection_modifyitems", "stack"]
+__all__ = ["admin", "clients", "stack"]
