@@ -26,6 +26,7 @@ NOT_APP_SETTINGS = {
     "BULWARK_STATIC_TOKEN": "local mode: the simulator's fixed token; in Azure the managed identity signs in",
     "BULWARK_STATE_DIR": "local-process workers' files; in Azure workers run in Container Instances",
     "OTEL_EXPORTER_OTLP_ENDPOINT": "local telemetry; in Azure APPLICATIONINSIGHTS_CONNECTION_STRING is set",
+    "OTEL_TRACES_SAMPLER": "an operator's own trace sampling (OpenTelemetry's variable); unset, every span is kept",
     "BULWARK_JOB": "a worker's job spec, set per container by the launcher as a secure environment variable",
     "AZURE_STORAGE_CONNECTION_STRING": "repository credentials for the CLI or a worker outside Azure; "
     "in Azure the identity signs in (the repository account has shared keys off)",
