@@ -261,42 +261,37 @@ def configure_telemetry(env: Mapping[str, str], *, service: str) -> TelemetryTar
 
 
 def flush_telemetry(timeout_millis: int = 5_000) -> None:
-    """Export what is buffered now (before a test reads a collector, or a worker exits)."""
-    installed = _installed
-    if installed is None:
-        return
-    if installed.switches is not None:
-        installed.switches.flush(timeout_millis)
-    for provider in (installed.tracer_provider, installed.meter_provider):
-        if provider is not None:
-            with contextlib.suppress(Exception):
-                provider.force_flush(timeout_millis)
+    """Export what is buffered now (before a test reads a collector, or a worker's job ends)."""
+    with _lock:
+        if _installed is not None:
+            _flush(_installed, timeout_millis)
 
 
 def shutdown_telemetry() -> None:
-    """Flush and stop exporting (a worker's or the CLI's last step)."""
-    global _installed
+    """Flush and stop exporting (the CLI's last step). The process's providers stay installed: a later
+    :func:`configure_telemetry` swaps exporters in again (Application Insights stays off)."""
     with _lock:
-        installed, _installed = _installed, None
-    if installed is None:
-        return
-    flush_telemetry_of(installed)
-    if installed.switches is not None:
-        installed.switches.close()
-    else:
-        for provider in (installed.tracer_provider, installed.meter_provider):
-            if provider is not None:
+        installed = _installed
+        if installed is None or installed.target.kind == "off":
+            return
+        _flush(installed, 5_000)
+        if installed.switches is not None:
+            installed.switches.close()
+        else:
+            for provider in (installed.tracer_provider, installed.meter_provider):
                 with contextlib.suppress(Exception):
-                    provider.shutdown()
+                    provider.shutdown()  # type: ignore[union-attr]
+        installed.target = TelemetryTarget("off", service_name=installed.target.service_name)
 
 
-def flush_telemetry_of(installed: _Installed) -> None:
+def _flush(installed: _Installed, timeout_millis: int) -> None:
+    # metrics first: collecting them may log, and the log and span processors flush after
     for provider in (installed.meter_provider, installed.tracer_provider):
         if provider is not None:
-            with contextlib.suppress(Exception):
-                provider.force_flush(5_000)
+            with contextlib.suppress(Exception):  # a dead endpoint must not stop the process
+                provider.force_flush(timeout_millis)
     if installed.switches is not None:
-        installed.switches.flush(5_000)
+        installed.switches.flush(timeout_millis)
 
 
 def _resource(target: TelemetryTarget, service: str) -> Any:
