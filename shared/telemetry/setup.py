@@ -341,6 +341,10 @@ def _azure_monitor(target: TelemetryTarget, service: str) -> _Installed:
     tracer_provider: Any = trace.get_tracer_provider()
     if hasattr(tracer_provider, "id_generator"):
         tracer_provider.id_generator = _id_generator()  # orchestration spans name their own ids
+    # The distro exports the "bulwark" logger's records; Bulwark's modules also log under their names.
+    for handler in logging.getLogger("bulwark").handlers:
+        if type(handler).__name__ == "LoggingHandler":
+            _attach_log_handler(handler, ("shared", "functions"))
     log.info("telemetry goes to Application Insights")
     return _Installed(target, tracer_provider, metrics.get_meter_provider())  # type: ignore[arg-type]
 

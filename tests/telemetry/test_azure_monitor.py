@@ -39,6 +39,8 @@ SCRIPT = textwrap.dedent(
     now = dt.datetime.now(dt.UTC)
     emit_span("policy_session_orchestrator", own=own, parent=parent, start=now - dt.timedelta(seconds=3), end=now)
     record_session("Success", "p")
+    import logging
+    logging.getLogger("shared.worker.main").warning("a line from a Bulwark module")
     shutdown_telemetry()
     print(json.dumps({"kind": target.kind, "trace": parent.trace_id, "trigger": parent.span_id, "own": own.span_id}))
     """
@@ -98,7 +100,7 @@ def test_spans_and_metrics_reach_application_insights_with_the_session_ids(
     spans = {
         data["baseData"]["name"]: (envelope["tags"], data["baseData"])  # type: ignore[index]
         for envelope in envelopes
-        if (data := envelope["data"]) and "Metric" not in str(envelope["name"])  # type: ignore[operator]
+        if (data := envelope["data"]) and str(envelope["name"]).endswith(("Request", "RemoteDependency"))
     }
     trigger_tags, trigger = spans["POST /api/policies/{policy_id}/run"]
     orchestration_tags, orchestration = spans["policy_session_orchestrator"]
@@ -113,3 +115,5 @@ def test_spans_and_metrics_reach_application_insights_with_the_session_ids(
         for metric in envelope["data"]["baseData"]["metrics"]  # type: ignore[index]
     ]
     assert "bulwark.sessions" in metrics
+    messages = [envelope["data"]["baseData"].get("message") for envelope in envelopes]  # type: ignore[index]
+    assert "a line from a Bulwark module" in messages
