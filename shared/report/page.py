@@ -343,6 +343,8 @@ def human_duration(duration: dt.timedelta | None) -> str:
     if minutes < 60:
         return f"{minutes} min {seconds:02d} s"
     hours, minutes = divmod(minutes, 60)
+    if hours % 24 == 0 and minutes == 0 and seconds == 0:
+        return f"{hours // 24} d"
     if hours < 48:
         return f"{hours} h {minutes:02d} min"
     return f"{hours // 24} d {hours % 24} h"
