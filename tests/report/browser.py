@@ -25,6 +25,7 @@ _FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--hide-scrollbars",
+    "--disable-dev-shm-usage",  # containers often give /dev/shm only 64 MiB
     "--enable-logging=stderr",
     "--v=0",
 )
