@@ -28,7 +28,8 @@ Version 1 (``kind`` ``image-backup``)::
         "previous_snapshot_id": null | "...",      # the last image-level snapshot: base of the diff
         "parent_point_id": null | "9c1e..."         # the restore point made from it
       },
-      "tags": {"policy": "...", "session": "...", "vm": "...", "disk": "...", "lun": "os" | "0", "snapshot": "..."}
+      "tags": {"policy": "...", "session": "...", "vm": "...", "disk": "...", "lun": "os" | "0", "snapshot": "..."},
+      "traceparent": "00-<trace id>-<span id>-01"    # optional: the session's trace (ids only)
     }
 
 Kind ``bacpac-backup`` has a source of kind ``bacpac-blob``: ``disk_id`` is the database's resource
