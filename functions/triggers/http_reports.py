@@ -28,7 +28,7 @@ from shared.policy.formats import POLICY_ID, REGION
 from shared.report.gather import Reports
 from shared.report.page import policy_page, session_page
 from shared.report.prices import PriceTable, load_prices
-from shared.services.api import error_answer
+from shared.services.api import AUTH_PARAMETER, error_answer
 from shared.wiring import services
 
 bp = df.Blueprint()
@@ -64,7 +64,7 @@ async def policy_cost(req: func.HttpRequest) -> func.HttpResponse:
 
 def cost_query(params: Mapping[str, str], prices: PriceTable) -> tuple[str, str | None]:
     """``tier`` (default hot) and ``source_region`` (default: unknown) from a cost request's query."""
-    unknown = sorted(set(params) - set(COST_PARAMETERS))
+    unknown = sorted(set(params) - {*COST_PARAMETERS, AUTH_PARAMETER})
     if unknown:
         raise UsageError(f"unknown parameter(s) {', '.join(unknown)}", hint="the parameters are tier and source_region")
     tier = params.get("tier") or "hot"

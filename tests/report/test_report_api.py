@@ -23,7 +23,7 @@ from bulwark_local.stack import Stack
 from shared.catalog.table import AzureTableCatalog
 from shared.policy.table_store import AzureTablePolicyStore
 from shared.wiring import POINTS_TABLE, POLICIES_TABLE, SESSIONS_TABLE
-from tests.app.harness import call, running_app
+from tests.app.harness import KEY, call, running_app
 from tests.report.history import POLICY_ID, History, build_history
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +75,8 @@ def test_the_session_report_is_served_as_html(app: LocalFunctionsHost, history: 
 def test_the_policy_report_and_cost_are_served(app: LocalFunctionsHost, history: History) -> None:
     status, body = _get(app, f"reports/policies/{POLICY_ID}")
     assert status == 200 and b"Policy prod-vms" in body
-    status, body = _get(app, f"policies/{POLICY_ID}/cost?tier=cool&source_region=westeurope")
+    query = f"tier=cool&source_region=westeurope&code={KEY}"  # the key as a browser sends it
+    status, body = call(f"{app.base_url}/api/policies/{POLICY_ID}/cost?{query}", key=None)
     assert status == 200, body
     estimate = json.loads(body)
     assert estimate["tier"] == "cool" and estimate["currency"] == "USD" and estimate["monthly_total"] > 0
