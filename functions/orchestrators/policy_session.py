@@ -49,7 +49,7 @@ from shared.services.messages import (
 )
 
 from .flow import BackoffRetry, failure_reason, wait_for_job
-from .tracing import OrchestrationTrace
+from .tracing import OrchestrationTrace, traced
 
 bp = df.Blueprint()
 
@@ -168,7 +168,7 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
     image_points = any(d.point_id for r in results if r.resource_id in vm_ids for d in r.disks)  # not BACPACs
     if plan is not None and image_level and image_points:
         context.set_custom_status({"phase": "image retention", "policy": request.policy_id})
-        forgotten, note = yield from _image_retention(context, request.policy_id, session_id, plan)
+        forgotten, note = yield from _image_retention(context, request.policy_id, session_id, plan, trace.traceparent)
         if note:  # the points are safe; only the clean-up did not happen
             status = worse(status, RESULT_WARNING)
             reason = f"{reason}; {note}" if reason else note
@@ -187,8 +187,9 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
     context.set_custom_status(_final(record).to_dict())
     try:
         # the record is also the output and the catalog's document: the trace context rides beside it
-        traced = dict(record.to_dict(), traceparent=trace.traceparent)
-        yield context.call_activity_with_retry(names.RECORD_SESSION, RECORD_RETRY, traced)
+        yield context.call_activity_with_retry(
+            names.RECORD_SESSION, RECORD_RETRY, traced(record.to_dict(), trace.traceparent)
+        )
     except Exception as error:
         note = f"the catalog did not record the session: {failure_reason(error)}"
         record = replace(
@@ -203,7 +204,7 @@ def policy_session_orchestrator(context: df.DurableOrchestrationContext) -> Gene
 
 
 def _image_retention(
-    context: df.DurableOrchestrationContext, policy_id: str, session_id: str, plan: SessionPlan
+    context: df.DurableOrchestrationContext, policy_id: str, session_id: str, plan: SessionPlan, traceparent: str
 ) -> Generator[Any, Any, tuple[tuple[str, ...], str]]:
     """Apply the policy's image retention to its repository points: plan, a maintenance worker
     forgets and prunes, the catalog drops them. Returns (catalog points dropped, a note on failure)."""
@@ -212,12 +213,20 @@ def _image_retention(
     request = ImageRetentionRequest(policy_id, session_id, vm_ids, plan.vms[0].location, now)
     try:
         planned = ImageRetentionPlan.from_dict(
-            (yield context.call_activity_with_retry(names.PLAN_IMAGE_RETENTION, DISCOVER_RETRY, request.to_dict()))
+            (
+                yield context.call_activity_with_retry(
+                    names.PLAN_IMAGE_RETENTION, DISCOVER_RETRY, traced(request.to_dict(), traceparent)
+                )
+            )
         )
         if not planned.repository_point_ids:
             return (), ""
         handle = JobHandle.from_dict(
-            (yield context.call_activity_with_retry(names.START_MAINTENANCE_JOB, START_RETRY, planned.to_dict()))
+            (
+                yield context.call_activity_with_retry(
+                    names.START_MAINTENANCE_JOB, START_RETRY, traced(planned.to_dict(), traceparent)
+                )
+            )
         )
         state = yield from wait_for_job(context, handle, POLL_RETRY)
         if state.state != "succeeded":
@@ -225,7 +234,7 @@ def _image_retention(
         gone = tuple(str(point) for point in state.result.get("forgotten", []))
         dropped = ForgottenPoints(policy_id, session_id, vm_ids, planned.point_ids, gone)
         recorded = yield context.call_activity_with_retry(
-            names.RECORD_FORGOTTEN_POINTS, RECORD_RETRY, dropped.to_dict()
+            names.RECORD_FORGOTTEN_POINTS, RECORD_RETRY, traced(dropped.to_dict(), traceparent)
         )
     except Exception as error:
         return (), f"image retention failed: {failure_reason(error)}"

@@ -7,13 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import azure.durable_functions as df
 
 from shared.telemetry.spans import attributes_of, emit_span
 from shared.telemetry.trace_context import TraceParent, derive_child, parse_traceparent, root_for
 
-__all__ = ["OrchestrationTrace"]
+__all__ = ["OrchestrationTrace", "traced"]
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,9 @@ class OrchestrationTrace:
             attributes=attributes_of(values),
             failed=failed,
         )
+
+
+def traced(message: dict[str, Any], traceparent: str) -> dict[str, Any]:
+    """An activity input whose message type has no ``traceparent`` field, with the trace context
+    beside its fields (``Message.from_dict`` reads only its own fields; the activity's span, the key)."""
+    return {**message, "traceparent": traceparent}
