@@ -8,7 +8,8 @@
 | BULWARK_TELEMETRY=console               | the console (stderr: a worker's stdout carries its result)        |
 | (none of them)                          | nowhere: the API's no-op providers                                |
 
-The first that is set wins; ``BULWARK_TELEMETRY=off`` turns everything off. ``OTEL_SERVICE_NAME``
+The first that is set wins; ``BULWARK_TELEMETRY=off`` turns everything off (``on``, what the Bicep
+sets, is the same as unset). ``OTEL_SERVICE_NAME``
 overrides the service name (``bulwark-app``, ``bulwark-worker``, ``bulwark-cli``). Workers get the
 same variables (:func:`worker_environment`), so their spans join the session's trace.
 
@@ -49,7 +50,8 @@ CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 SWITCH = "BULWARK_TELEMETRY"
 SERVICE_NAME = "OTEL_SERVICE_NAME"
-TELEMETRY_ENV = (CONNECTION_STRING, OTLP_ENDPOINT, SWITCH, SERVICE_NAME)
+SAMPLER = "OTEL_TRACES_SAMPLER"
+TELEMETRY_ENV = (CONNECTION_STRING, OTLP_ENDPOINT, SWITCH, SERVICE_NAME, SAMPLER)
 """Every variable :meth:`TelemetryTarget.from_env` reads."""
 
 log = logging.getLogger(__name__)
@@ -69,12 +71,12 @@ class TelemetryTarget:
     def from_env(cls, env: Mapping[str, str]) -> TelemetryTarget:
         switch = (env.get(SWITCH) or "").strip().lower()
         if switch not in ("", "on", "off", "console"):
-            raise ConfigError(f"{SWITCH}={switch!r} is not a setting", hint="use console, off, or leave it unset")
+            raise ConfigError(f"{SWITCH}={switch!r} is not a setting", hint="use on, console or off, or leave it unset")
         service = env.get(SERVICE_NAME) or None
         if switch == "off":
             return cls("off", service_name=service)
         if env.get(CONNECTION_STRING):
-            return cls("azure-monitor", env[CONNECTION_STRING], service, bool(env.get("OTEL_TRACES_SAMPLER")))
+            return cls("azure-monitor", env[CONNECTION_STRING], service, bool(env.get(SAMPLER)))
         if env.get(OTLP_ENDPOINT):
             endpoint = env[OTLP_ENDPOINT].rstrip("/")
             if not endpoint.startswith(("http://", "https://")):
@@ -88,7 +90,8 @@ class TelemetryTarget:
 
 
 def worker_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """The telemetry variables a worker needs to report into the same place as the app."""
+    """The telemetry variables a worker needs to report into the same place as the app. (An
+    Application Insights connection string only allows sending telemetry: not a secret to hide.)"""
     passed = {name: env[name] for name in (CONNECTION_STRING, OTLP_ENDPOINT, SWITCH) if env.get(name)}
     if passed:
         passed[SERVICE_NAME] = "bulwark-worker"
