@@ -272,12 +272,18 @@ module restoreAccess 'modules/scope-access.bicep' = [for (group, index) in resto
   }
 }]
 
-module subscriptionAccess 'modules/subscription-access.bicep' = if (protectionScope == 'subscription') {
+// The subscription itself: the protected roles when the whole subscription is protected, and the
+// region catalog (VM sizes, a subscription-level resource) that restores read.
+var subscriptionRoleIds = concat(protectionScope == 'subscription' ? protectedRoleIds : [], grantRestore ? [
+  roles.outputs.regionCatalogId
+] : [])
+
+module subscriptionAccess 'modules/subscription-access.bicep' = if (protectionScope == 'subscription' || grantRestore) {
   name: 'bulwark-access-subscription-${resourceToken}'
   scope: subscription()
   params: {
     principalId: identity.outputs.principalId
-    roleDefinitionIds: protectedRoleIds
+    roleDefinitionIds: subscriptionRoleIds
   }
 }
 

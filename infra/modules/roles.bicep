@@ -153,6 +153,30 @@ resource sqlRestore 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   }
 }
 
+// The VM size catalog of a region is a subscription-level resource: a restore checks the requested
+// size against it, so this role is assigned on the subscription (it reveals no resource of yours).
+resource regionCatalog 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'bulwark-region-catalog', suffix)
+  properties: {
+    roleName: 'Bulwark region catalog (${suffix})'
+    description: 'List the VM sizes a region offers (restores check the size they are asked for).'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Compute/locations/vmSizes/read'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
 resource workers 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, 'bulwark-workers', suffix)
   properties: {
@@ -279,6 +303,9 @@ output vmRestoreId string = vmRestore.id
 
 @description('Role definition id: SQL restore (assigned where databases are restored).')
 output sqlRestoreId string = sqlRestore.id
+
+@description('Role definition id: the regions\' VM size catalog (assigned on the subscription with the restore roles).')
+output regionCatalogId string = regionCatalog.id
 
 @description('Role definition id: worker container groups (assigned on the deployment\'s resource group).')
 output workersId string = workers.id

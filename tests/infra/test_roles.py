@@ -24,6 +24,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
         "Microsoft.Network/networkInterfaces/join/action",
     ),
     ("virtual_machines", "begin_delete"): ("Microsoft.Compute/virtualMachines/delete",),
+    ("virtual_machine_sizes", "list"): ("Microsoft.Compute/locations/vmSizes/read",),
     ("disks", "get"): ("Microsoft.Compute/disks/read",),
     ("disks", "list_by_resource_group"): ("Microsoft.Compute/disks/read",),
     ("disks", "begin_create_or_update"): ("Microsoft.Compute/disks/write", "Microsoft.Compute/snapshots/read"),
