@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from tests.infra.trees import ROOT, resources_of_type
+from tests.infra.trees import ROOT, resources_of_type, strings
 
 SOURCES = ("function_app.py", "functions", "shared")
 ENV_NAME = re.compile(r"(?:BULWARK|AZURE|APPLICATIONINSIGHTS|OTEL|FUNCTIONS|WEBSITE)_[A-Z0-9_]+|AzureWebJobs\w*")
@@ -119,3 +119,57 @@ def test_every_bulwark_setting_deployed_is_read(bicep: dict[str, dict[str, Any]]
         if name.startswith(("BULWARK_", "OTEL_", "AZURE_")) and name not in in_code
     )
     assert not dead, f"app settings no code reads: {dead}"
+
+
+# Values only known at deployment, in the shape the deployment gives them.
+DEPLOYMENT_VALUES = {
+    # What the Key Vault reference resolves to: keyvault.bicep's app-storage-connection secret.
+    "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=stbwapp0;AccountKey=a2V5;"
+    "EndpointSuffix=core.windows.net",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000",
+    "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001",
+    "AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000002",
+    "BULWARK_ARM_ENDPOINT": "https://management.azure.com",
+}
+
+
+def _resolve(value: Any, tree: dict[str, Any]) -> str | None:
+    """A setting's value with parameter defaults filled in; None when only the deployment knows it.
+    pycep writes identifiers and string literals alike, so a string naming a parameter is that parameter."""
+    parameters = tree.get("parameters", {})
+    if isinstance(value, str):
+        if value in parameters:
+            default = parameters[value].get("default")
+            return str(default) if isinstance(default, str | int) else None
+        return None if value in tree.get("variables", {}) else value
+    function = value.get("function", {}) if isinstance(value, dict) else {}
+    if function.get("type") == "string":
+        return _resolve(function["parameters"]["value_to_convert"], tree)
+    return None
+
+
+def deployed_environment(bicep: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The function app's environment as the Bicep defaults set it."""
+    env: dict[str, str] = {}
+    for tree in bicep.values():
+        for _, site in resources_of_type(tree, "Microsoft.Web/sites"):
+            for entry in site["properties"]["siteConfig"]["appSettings"]:
+                value = _resolve(entry["value"], tree)
+                env[entry["name"]] = value or DEPLOYMENT_VALUES.get(entry["name"], "deployed-value")
+    return env
+
+
+def test_the_deployed_settings_are_accepted_by_the_code(bicep: dict[str, dict[str, Any]]) -> None:
+    from shared.config import Settings
+    from shared.telemetry.setup import TelemetryTarget
+
+    connection = "".join(strings(bicep["modules/keyvault.bicep"]["resources"]["storageConnection"]))
+    assert "AccountName=" in connection and "AccountKey=" in connection, "Settings.from_env needs that shape"
+    env = deployed_environment(bicep)
+    settings = Settings.from_env(env)
+    assert not settings.is_local
+    assert settings.worker.launcher == "aci" and settings.worker.resource_group and settings.worker.identity_id
+    assert settings.worker.identity_client_id == DEPLOYMENT_VALUES["AZURE_CLIENT_ID"]
+    assert (settings.worker.cpu, settings.worker.memory_gb, settings.worker.max_attempts) == (2.0, 4.0, 3)
+    assert settings.azure.arm_writes_per_hour == 1200 and settings.key_vault
+    assert TelemetryTarget.from_env(env).kind == "azure-monitor"
