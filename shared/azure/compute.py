@@ -366,6 +366,14 @@ class AzureCompute:
             raise translate_arm_error(exc, action="create", resource=vm_id) from exc
         return self._vm_info(vm, self._disks_for([vm]))
 
+    def vm_sizes(self, location: str) -> list[str]:
+        """The VM sizes offered in ``location``; AzureResourceNotFoundError for a region ARM does not know."""
+        scope = f"/subscriptions/{self._subscription}/providers/Microsoft.Compute/locations/{location}"
+        try:
+            return [str(size.name) for size in self._client.virtual_machine_sizes.list(location)]
+        except AzureError as exc:
+            raise translate_arm_error(exc, action="list the VM sizes of", resource=scope) from exc
+
     def delete_vm(self, vm_id: str) -> None:
         """Delete the VM and keep its disks (their deleteOption stays Detach)."""
         parsed = self._own_id(vm_id, _VM)

@@ -148,6 +148,10 @@ class RestoreTargets(Protocol):
         """Delete the VM, keeping its disks; harmless when it is gone."""
         ...
 
+    def vm_sizes(self, location: str) -> list[str]:
+        """The VM sizes offered in ``location``; AzureResourceNotFoundError for an unknown region."""
+        ...
+
     def list_disks(self, resource_group: str) -> list[DiskInfo]:
         """The group's managed disks; ResourceGroupNotFoundError when the group does not exist."""
         ...

@@ -228,6 +228,8 @@ class VmRestores:
                     ],
                 )
         existing = {d.name.lower() for d in self._targets.list_disks(resource_group)}  # or: no such group
+        vm_size = target.vm_size or (source_vm.vm_size or "" if source_vm else "")
+        self._check_region(region, vm_size if request.what == "vm" else "")
         if request.what == "vm" and not request.replace_original:
             self._require_free_vm_name(resource_group, vm_name)
         source = self._source(request, point, disks, region)
@@ -260,7 +262,7 @@ class VmRestores:
             region=region,
             disks=planned,
             vm_name=vm_name,
-            vm_size=target.vm_size or (source_vm.vm_size or "" if source_vm else ""),
+            vm_size=vm_size,
             os_type=(source_vm.os_type or "") if source_vm else (planned[0].os_type or ""),
             nic_ids=source_vm.nic_ids if request.replace_original and source_vm else tuple(target.nic_ids),
             replace_original=request.replace_original,
@@ -289,6 +291,26 @@ class VmRestores:
             return self._inventory.get_vm(request.vm_id)
         except AzureResourceNotFoundError:
             return None
+
+    def _check_region(self, region: str, vm_size: str) -> None:
+        """The region exists and offers the VM size (a restore to another region may lack it)."""
+        try:
+            sizes = self._targets.vm_sizes(region)
+        except AzureResourceNotFoundError:
+            raise InvalidDocumentError(
+                "the restore request",
+                [
+                    FieldProblem(
+                        "target.region", f"{region!r} is not an Azure region", "give a region such as westeurope"
+                    )
+                ],
+            ) from None
+        if vm_size and vm_size.lower() not in {s.lower() for s in sizes}:
+            shown = ", ".join(sorted(sizes)[:8])
+            raise InvalidDocumentError(
+                "the restore request",
+                [FieldProblem("target.vm_size", f"{vm_size} is not offered in {region}", f"choose one of {shown}")],
+            )
 
     def _require_free_vm_name(self, resource_group: str, name: str) -> None:
         group = f"/subscriptions/{self._subscription_id}/resourceGroups/{resource_group}"

@@ -195,6 +195,8 @@ def test_one_disk_from_the_snapshot_point(world: World) -> None:
         ("disk", {"lun": "os", "target": {"name": "web-data"}}, 409, None),  # a disk of that name exists
         ("disk", {"lun": "7", "target": {"name": "d"}}, 400, "lun"),
         ("vm", {"vm_id": "web", "target": {"name": "x"}}, 400, "vm_id"),
+        ("vm", {"target": {"name": "x", "region": "atlantis"}}, 400, "target.region"),
+        ("vm", {"target": {"name": "x", "vm_size": "Standard_Z99"}}, 400, "target.vm_size"),
     ],
 )
 def test_bad_requests_are_refused_and_create_nothing(

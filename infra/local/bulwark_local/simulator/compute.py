@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response
 from .arm import ArmError, Context, Route, json_response, lro_headers, not_found, route
 from .dataplane import MANAGED_PREFIX, SasIssuer, vhd_blob_id
 from .pagestore import PageStore
+from .regions import REGIONS, VM_SIZES, known_region
 from .state import JsonDict, StateStore
 from .vhd import FOOTER_SIZE, is_valid_footer, vhd_footer
 
@@ -70,6 +71,7 @@ class ComputeProvider:
             route("DELETE", snap, lambda c: self._delete_disk(c, "snapshots")),
             route("POST", snap + "/beginGetAccess", lambda c: self._grant(c, "snapshots")),
             route("POST", snap + "/endGetAccess", lambda c: self._revoke(c, "snapshots")),
+            route("GET", _SUB + "/providers/Microsoft.Compute/locations/{location}/vmSizes", self._vm_sizes),
             route("GET", _SUB + "/providers/Microsoft.Compute/virtualMachines", lambda c: self._list_vms(c, False)),
             route("GET", _RG + "/providers/Microsoft.Compute/virtualMachines", lambda c: self._list_vms(c, True)),
             route("GET", vm, self._get_vm),
@@ -810,6 +812,23 @@ class ComputeProvider:
             self._state.put("resources", record["doc"]["id"], record)
         return json_response(self._vm_view(record, None))
 
+    def _vm_sizes(self, ctx: Context) -> Response:
+        location = ctx.params["location"]
+        if not known_region(location):
+            raise ArmError(404, "LocationNotFound", f"The location '{location}' could not be found for subscription.")
+        sizes = [
+            {
+                "name": name,
+                "numberOfCores": cores,
+                "osDiskSizeInMB": 1047552,
+                "resourceDiskSizeInMB": 0,
+                "memoryInMB": memory,
+                "maxDataDiskCount": disks,
+            }
+            for name, cores, memory, disks in VM_SIZES
+        ]
+        return json_response({"value": sizes}, 200)
+
     def _delete_vm(self, ctx: Context) -> Response:
         ctx.require_resource_group()
         with self._state.lock:
@@ -978,6 +997,14 @@ def _required_location(body: JsonDict) -> str:
     location = body.get("location")
     if not isinstance(location, str) or not location:
         raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+    if not known_region(location):
+        raise ArmError(
+            400,
+            "LocationNotAvailableForResourceType",
+            f"The provided location '{location}' is not available for resource type "
+            f"'{NAMESPACE}'. List of available regions for the resource type is "
+            f"'{','.join(sorted(REGIONS))}'.",
+        )
     return location
 
 
