@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from shared.cli.session import say
@@ -25,6 +23,9 @@ TERMINAL = ("Completed", "Failed", "Terminated")
 
 def call(url: str, key: str, method: str, body: Any = None) -> tuple[int, dict[str, Any]]:
     """``(status, JSON object)`` of one request; ConfigError when the app cannot be reached."""
+    import urllib.error  # here, not at the top: it costs every other command ~10 ms of start-up
+    import urllib.request
+
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Content-Type", "application/json")

@@ -16,10 +16,7 @@ from shared.cli.session import (
     workers_count,
 )
 from shared.core.errors import UsageError
-from shared.engine.fileset import backup_fileset, restore_fileset
-from shared.repo import walk
 from shared.repo.repository import Repository
-from shared.sources.bacpac import BacpacFile, BacpacWriter
 
 __all__ = ["register"]
 
@@ -74,6 +71,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def backup_cmd(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `bulwark` starts faster for every other command.
+    from shared.engine.fileset import backup_fileset
+    from shared.sources.bacpac import BacpacFile
+
     tags = parse_tags(args.tag)
     # The BACPAC is validated before the repository is opened: a wrong file fails at once.
     with BacpacFile(args.file, source_id=args.source) as bacpac:
@@ -110,6 +111,11 @@ def _resolve(repository: Repository, point: str) -> str:
 
 
 def restore_cmd(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `bulwark` starts faster for every other command.
+    from shared.engine.fileset import restore_fileset
+    from shared.repo import walk
+    from shared.sources.bacpac import BacpacWriter
+
     repository = open_repository(args)
     point = repository.load_point(_resolve(repository, args.point))
     files = walk.files_of(point)

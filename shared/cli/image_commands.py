@@ -17,10 +17,6 @@ from shared.cli.session import (
     workers_count,
 )
 from shared.core.errors import UsageError
-from shared.core.ranges import ChangeSet
-from shared.engine.backup import backup_image
-from shared.engine.restore import restore_image
-from shared.sources.image_file import ImageFileSource
 
 __all__ = ["register"]
 
@@ -66,6 +62,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def backup_cmd(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `bulwark` starts faster for every other command.
+    from shared.core.ranges import ChangeSet
+    from shared.engine.backup import backup_image
+    from shared.sources.image_file import ImageFileSource
+
     tags = parse_tags(args.tag)
     repository = open_repository(args)
     with ImageFileSource(args.file) as source:
@@ -96,6 +97,9 @@ def backup_cmd(args: argparse.Namespace) -> int:
 
 
 def restore_cmd(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `bulwark` starts faster for every other command.
+    from shared.engine.restore import restore_image
+
     repository = open_repository(args)
     point = repository.load_point(repository.resolve_point(args.point))
     size = point.image.size if point.image else 0

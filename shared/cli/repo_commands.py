@@ -15,10 +15,7 @@ from shared.cli.session import (
 )
 from shared.core.clock import SystemClock, parse_time
 from shared.core.errors import IntegrityError, UsageError
-from shared.core.retention import PointRef, RetentionPolicy, apply_retention
-from shared.repo.checker import verify_repository
 from shared.repo.point import Point
-from shared.repo.prune import prune_repository
 from shared.repo.repository import Repository
 
 __all__ = ["register"]
@@ -145,6 +142,9 @@ def _size(point: Point) -> int:
 
 
 def verify_cmd(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `bulwark` starts faster for every other command.
+    from shared.repo.checker import verify_repository
+
     report = verify_repository(open_repository(args), read_data=args.read_data)
     if args.json:
         emit_json(report.to_dict())
@@ -165,6 +165,9 @@ def verify_cmd(args: argparse.Namespace) -> int:
 
 
 def forget_cmd(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `bulwark` starts faster for every other command.
+    from shared.core.retention import PointRef, RetentionPolicy, apply_retention
+
     policy = RetentionPolicy(args.keep_last, args.keep_daily, args.keep_weekly, args.keep_monthly, args.keep_yearly)
     if policy.is_empty:
         raise UsageError(
@@ -190,6 +193,9 @@ def forget_cmd(args: argparse.Namespace) -> int:
 
 
 def prune_cmd(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `bulwark` starts faster for every other command.
+    from shared.repo.prune import prune_repository
+
     report = prune_repository(open_repository(args), dry_run=args.dry_run)
     if args.json:
         emit_json(report.to_dict())
