@@ -69,8 +69,6 @@ POLLING = {
     "Microsoft.ContainerInstance/locations/*/read",
 }
 """Status reads of long-running operations (every begin_* call polls one of these)."""
-LOCATION_READS = POLLING | {"Microsoft.Compute/locations/vmSizes/read"}
-"""Reads of per-region information that reveal no resource of the customer's."""
 DATA_PLANE_CONTAINERS = {
     "Microsoft.Storage/storageAccounts/blobServices/containers/read",
     "Microsoft.Storage/storageAccounts/blobServices/containers/write",
@@ -121,6 +119,6 @@ def test_the_roles_grant_what_the_calls_need_and_nothing_else(bicep: dict[str, d
     needed = {action for call in sdk_calls() for action in OPERATIONS.get(call, ())}
     missing = sorted(needed - granted)
     assert not missing, f"no role in infra/modules/roles.bicep grants: {missing}"
-    unused = sorted(granted - needed - LOCATION_READS - DATA_PLANE_CONTAINERS)
+    unused = sorted(granted - needed - POLLING - DATA_PLANE_CONTAINERS)
     assert not unused, f"roles grant actions no Bulwark call needs: {unused}"
     assert not any(action.endswith("*") and action not in POLLING for action in granted), "no wildcard grants"
