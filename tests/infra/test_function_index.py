@@ -67,6 +67,9 @@ def indexed() -> dict[tuple[str, str], Indexed]:
 
     found: dict[tuple[str, str], Indexed] = {}
     names = Counter()
+    # get_functions() rejects names it saw in an earlier call on the same app object (another test
+    # in this process may have indexed it); the host indexes once per worker process: start afresh.
+    function_app.app.functions_bindings = {}
     for function in function_app.app.get_functions():
         user = function.get_user_function()
         user = getattr(user, "orchestrator_function", user)  # Orchestrator.create keeps the generator here
