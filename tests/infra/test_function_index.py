@@ -231,4 +231,5 @@ def test_the_local_runtime_indexes_every_function(indexed: dict[tuple[str, str],
 
     import function_app
 
+    function_app.app.functions_bindings = {}  # a fresh process indexes once (see the fixture)
     assert index_app(function_app.app, app_root=ROOT).count == len(indexed)
