@@ -27,7 +27,7 @@ from shared.azure.ports import ContainerGroups
 from shared.core.errors import AzureResourceNotFoundError, ConfigError, UsageError, redact
 from shared.services.ports import WorkerRun
 
-__all__ = ["ContainerInstancesLauncher", "LocalProcessLauncher"]
+__all__ = ["ContainerInstancesLauncher", "LocalProcessLauncher", "registry_of"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,9 @@ class ContainerInstancesLauncher:
             location=location,
             containers=(container,),
             identity_ids=(self._identity,) if self._identity else (),
+            # A private registry (ours: Azure Container Registry) is pulled from with the identity
+            # (AcrPull); without this, Container Instances tries an anonymous pull and fails.
+            registry_server=registry_of(self._image) if self._identity else None,
             tags={"created-by": "bulwark", "bulwark-role": "worker"},
         )
         return self._groups.launch(spec).id
@@ -206,3 +209,13 @@ class LocalProcessLauncher:
         if not reference.startswith(_LOCAL_PREFIX):
             raise UsageError(f"'{reference}' is not a local worker reference")
         return reference[len(_LOCAL_PREFIX) :]
+
+
+def registry_of(image: str) -> str | None:
+    """The registry host of an image reference (``myacr.azurecr.io/bulwark-worker:1`` ->
+    ``myacr.azurecr.io``); None for Docker Hub names (``python:3.11``, ``library/python``): by
+    Docker's rule, the first path part is a host only when it has a dot or a port, or is localhost."""
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
