@@ -36,6 +36,7 @@ DISCOVER_SQL_DATABASES = "discover_sql_databases"
 SQL_PREFLIGHT = "sql_preflight"
 SQL_COPY_TO_STAGING = "sql_copy_to_staging"
 SQL_EXPORT_BACPAC = "sql_export_bacpac"
+SQL_POLL_EXPORT = "sql_poll_export"
 START_BACPAC_JOB = "start_bacpac_job"
 RECORD_BACPAC_POINT = "record_bacpac_point"
 SQL_CLEANUP = "sql_cleanup"
@@ -47,6 +48,7 @@ __all__ += [
     "SQL_CLEANUP",
     "SQL_COPY_TO_STAGING",
     "SQL_EXPORT_BACPAC",
+    "SQL_POLL_EXPORT",
     "SQL_PREFLIGHT",
     "START_BACPAC_JOB",
 ]

@@ -311,7 +311,12 @@ def build_sql_services(app: Services, *, clock: Clock | None = None) -> SqlServi
         preflight=SqlPreflight(sql, probe),
         copy=SqlCopyToStaging(sql),
         export=ExportBacpac(
-            sql, policies, SecretResolvers.for_azure(settings.azure, clients.credential), staging, clock
+            sql,
+            policies,
+            SecretResolvers.for_azure(settings.azure, clients.credential),
+            staging,
+            clock,
+            poll_seconds=settings.worker.poll_seconds,
         ),
         jobs=jobs,
         record_point=RecordBacpacPoint(app.catalog),

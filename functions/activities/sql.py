@@ -16,6 +16,7 @@ from shared.services.messages import (
     DiscoverRequest,
     RecordPointsRequest,
     SqlBackupRequest,
+    SqlExportPoll,
     SqlExportRequest,
     StartBacpacJobRequest,
 )
@@ -58,6 +59,15 @@ def sql_export_bacpac(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.SQL_EXPORT_BACPAC,
         lambda: sql_services().export.run(SqlExportRequest.from_dict(request)).to_dict(),
+        request=request,
+    )
+
+
+@bp.activity_trigger(input_name="request", activity=names.SQL_POLL_EXPORT)
+def sql_poll_export(request: dict[str, Any]) -> dict[str, Any]:
+    return guarded(
+        names.SQL_POLL_EXPORT,
+        lambda: sql_services().export.poll(SqlExportPoll.from_dict(request)).to_dict(),
         request=request,
     )
 

@@ -7,8 +7,9 @@
    over 200 GB), with the adapter's message;
 2. staging mode: sql_copy_to_staging, a transactionally consistent copy on the staging server
    (retried with backoff; the copy's name is the session's, so a retry finds it);
-3. sql_export_bacpac: the source (or its copy) into the staging container; the storage SAS and the
-   SQL password are made inside the activity;
+3. sql_export_bacpac starts the export of the source (or its copy) into the staging container (the
+   storage SAS and the SQL password are made inside the activity), then sql_poll_export on a
+   durable timer until the export service says it ended (it may work for hours);
 4. start_bacpac_job, then poll_backup_jobs on a durable timer until the worker ends, a lost worker
    getting another attempt; past the deadline (the export service's 20 hours by default:
    BULWARK_JOB_DEADLINE_SECONDS) stop_backup_jobs;
@@ -49,6 +50,7 @@ from shared.services.messages import (
     ResourceResult,
     SqlBackupRequest,
     SqlCopyResult,
+    SqlExportPoll,
     SqlExportRequest,
     SqlExportResult,
     SqlPreflightResult,
@@ -69,6 +71,7 @@ POLL_RETRY = BackoffRetry(5, 3)
 RECORD_RETRY = BackoffRetry(5, 5)
 CLEANUP_RETRY = BackoffRetry(10, 5)
 MAX_POLL_FAILURES = 5
+EXPORT_HOURS = 21  # the export service cancels exports after 20 hours
 
 
 class _StepFailed(Exception):
@@ -115,6 +118,26 @@ def sql_backup_orchestrator(context: df.DurableOrchestrationContext) -> Generato
         except Exception as error:
             raise _StepFailed(f"the BACPAC export failed: {failure_reason(error)}") from None
         exported = SqlExportResult.from_dict(done)
+        # The export service works for up to 20 hours; follow it on a durable timer, not in an activity.
+        export_deadline = context.current_utc_datetime + timedelta(hours=EXPORT_HOURS)
+        while exported.pending:
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=exported.poll_seconds))
+            if context.current_utc_datetime > export_deadline:
+                raise _StepFailed(f"the BACPAC export did not finish within {EXPORT_HOURS} hours")
+            poll = SqlExportPoll(
+                request.session_id,
+                export_from,
+                exported.blob_url,
+                exported.status_url,
+                exported.result_url,
+                exported.poll_seconds,
+                request.traceparent,
+            )
+            try:
+                polled = yield context.call_activity_with_retry(names.SQL_POLL_EXPORT, POLL_RETRY, poll.to_dict())
+            except Exception as error:
+                raise _StepFailed(f"could not learn how the BACPAC export goes: {failure_reason(error)}") from None
+            exported = SqlExportResult.from_dict(polled)
         if not exported.exported:
             raise _StepFailed(exported.reason)
 

@@ -316,6 +316,16 @@ class ExportResult:
 
 
 @dataclass(frozen=True)
+class ExportOperation:
+    """A started BACPAC export: where to ask how it goes (ARM operation URLs, no secret in them),
+    or its result when Azure finished it at once."""
+
+    status_url: str
+    result_url: str
+    result: ExportResult | None = None
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str

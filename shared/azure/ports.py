@@ -16,6 +16,7 @@ from .model import (
     ContainerGroupState,
     DatabaseCatalog,
     DiskInfo,
+    ExportOperation,
     ExportResult,
     SasUrl,
     Selection,
@@ -200,6 +201,14 @@ class SqlDatabases(Protocol):
         ...
 
     def export_database(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ExportResult: ...
+
+    def start_export(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ExportOperation:
+        """Start an export and return at once; follow it with ``export_status``."""
+        ...
+
+    def export_status(self, operation: ExportOperation, database_id: str) -> ExportResult | None:
+        """None while it runs, the result when it succeeded; raises the translated error when it failed."""
+        ...
 
     def import_database(
         self,

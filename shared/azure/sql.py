@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
 from azure.mgmt.sql import SqlManagementClient
 from azure.mgmt.sql import models as sm
 
@@ -44,6 +45,7 @@ from .arm import translate_arm_error
 from .model import (
     BacpacLocation,
     DatabaseCatalog,
+    ExportOperation,
     ExportResult,
     Selection,
     SqlDatabaseInfo,
@@ -273,6 +275,70 @@ class AzureSql:
         except AzureError as exc:
             raise _translate_import_export(exc, "export", parsed) from exc
         return _export_result(result, parsed.name)
+
+    def start_export(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ExportOperation:
+        """Start an export and return at once (an export can take hours: an activity must not wait
+        for it); follow it with ``export_status``. The password and storage key go to Azure only."""
+        parsed = self._own_id(database_id, _DATABASE)
+        body = sm.ExportDatabaseDefinition(
+            storage_key_type=destination.key_type,
+            storage_key=destination.key.reveal(),
+            storage_uri=destination.uri,
+            administrator_login=login.login,
+            administrator_login_password=login.password.reveal(),
+            authentication_type="Sql",
+        )
+        try:
+            # polling=False: the first answer only; cls hands back its raw response beside the result.
+            poller = self._client.databases.begin_export(
+                parsed.resource_group,
+                parsed.names[0],
+                parsed.name,
+                body,
+                polling=False,
+                retry_total=_POST_RETRIES,
+                cls=lambda response, deserialized, headers: (response.http_response, deserialized),
+            )
+            answer, initial = cast(tuple[Any, Any], poller.result())
+        except AzureError as exc:
+            raise _translate_import_export(exc, "export", parsed) from exc
+        if answer.status_code == 200:
+            return ExportOperation("", "", _export_result(initial, parsed.name))
+        status_url = answer.headers.get("Azure-AsyncOperation") or ""
+        result_url = answer.headers.get("Location") or ""
+        if not (status_url or result_url):
+            raise AzureApiError(
+                f"Azure accepted the export of {parsed.name} but named no operation to follow",
+                hint="run the session again; if it persists, export from the portal",
+            )
+        return ExportOperation(status_url or result_url, result_url or status_url)
+
+    def export_status(self, operation: ExportOperation, database_id: str) -> ExportResult | None:
+        """None while the export runs; its result once it succeeded; the translated error if it failed."""
+        parsed = self._own_id(database_id, _DATABASE)
+        if operation.result is not None:
+            return operation.result
+        try:
+            status = self._get_json(operation.status_url)
+            state = str(status.get("status") or status.get("properties", {}).get("status") or "").lower()
+            if state in ("failed", "canceled", "cancelled"):
+                error = status.get("error") or {}
+                text = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+                raise HttpResponseError(message=text or f"the export ended {state}")
+            if state not in ("succeeded", "completed"):
+                return None
+            final = self._get_json(operation.result_url) if operation.result_url != operation.status_url else status
+        except AzureError as exc:
+            raise _translate_import_export(exc, "export", parsed) from exc
+        return _export_result(sm.ImportExportOperationResult(final), parsed.name)
+
+    def _get_json(self, url: str) -> dict[str, Any]:
+        """GET an ARM operation URL through the client's pipeline (auth, retries on 429 and 5xx)."""
+        response = self._client.send_request(HttpRequest("GET", url))
+        if response.status_code not in (200, 202):
+            raise HttpResponseError(response=response)
+        document = response.json() if response.content else {}
+        return document if isinstance(document, dict) else {}
 
     def import_database(
         self,

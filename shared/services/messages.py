@@ -522,6 +522,23 @@ class SqlExportResult(Message):
     """The staging BACPAC's address, without any SAS."""
     reason: str = ""
     request_id: str = ""
+    pending: bool = False
+    """The export runs on: ask again (sql_poll_export) after ``poll_seconds``."""
+    status_url: str = ""
+    """ARM's operation URLs to follow it by (no secret in them)."""
+    result_url: str = ""
+    poll_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class SqlExportPoll(Message):
+    session_id: str
+    export_from: str
+    blob_url: str
+    status_url: str
+    result_url: str
+    poll_seconds: int = 30
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -550,6 +567,7 @@ __all__ += [
     "SqlCleanupResult",
     "SqlCopyResult",
     "SqlExportRequest",
+    "SqlExportPoll",
     "SqlExportResult",
     "SqlPlan",
     "SqlPreflightResult",

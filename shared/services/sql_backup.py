@@ -21,7 +21,15 @@ import hashlib
 import logging
 from typing import Protocol
 
-from shared.azure.model import STAGING_CONTAINER, BacpacLocation, Secret, Selection, SqlDatabaseInfo, SqlLogin
+from shared.azure.model import (
+    STAGING_CONTAINER,
+    BacpacLocation,
+    ExportOperation,
+    Secret,
+    Selection,
+    SqlDatabaseInfo,
+    SqlLogin,
+)
 from shared.azure.ports import SqlCatalogProbe, SqlDatabases
 from shared.catalog.model import PointKind, RestorePoint
 from shared.catalog.port import Catalog
@@ -52,6 +60,7 @@ from .messages import (
     SqlBackupRequest,
     SqlCleanupResult,
     SqlCopyResult,
+    SqlExportPoll,
     SqlExportRequest,
     SqlExportResult,
     SqlPlan,
@@ -237,9 +246,11 @@ class SqlCopyToStaging:
 
 
 class ExportBacpac:
-    """Export a database (the source, or its staging copy) into the staging container.
+    """Start the export of a database (the source, or its staging copy) into the staging container,
+    and follow it. An export can take hours, longer than an activity may run: ``run`` starts it and
+    returns, the orchestrator asks ``poll`` on a durable timer until it ends.
 
-    The SQL administrator's password and the blob's SAS exist only inside this call."""
+    The SQL administrator's password and the blob's SAS exist only inside ``run``."""
 
     def __init__(
         self,
@@ -248,12 +259,15 @@ class ExportBacpac:
         secrets: SecretResolver,
         staging: BacpacStaging,
         clock: Clock,
+        *,
+        poll_seconds: int = 30,
     ) -> None:
         self._sql = sql
         self._policies = policies
         self._secrets = secrets
         self._staging = staging
         self._clock = clock
+        self._poll_seconds = poll_seconds
 
     def run(self, request: SqlExportRequest) -> SqlExportResult:
         name = staging_blob_name(request.session_id, request.database)
@@ -267,12 +281,42 @@ class ExportBacpac:
             login = SqlLogin(server.administrator_login, Secret(password))
             del password
             destination = self._staging.writable(name, self._clock.now() + dt.timedelta(hours=EXPORT_SAS_HOURS))
-            result = self._sql.export_database(exported.id, destination=destination, login=login)
+            operation = self._sql.start_export(exported.id, destination=destination, login=login)
         except _REFUSALS as exc:
             log.warning("session %s: export of %s failed: %s", request.session_id, request.export_from, exc)
             return SqlExportResult(False, reason=str(exc))
-        log.info("session %s: exported %s to %s", request.session_id, request.export_from, self._staging.url(name))
-        return SqlExportResult(True, blob_url=self._staging.url(name), request_id=result.request_id)
+        blob_url = self._staging.url(name)
+        if operation.result is not None:
+            log.info("session %s: exported %s to %s", request.session_id, request.export_from, blob_url)
+            return SqlExportResult(True, blob_url=blob_url, request_id=operation.result.request_id)
+        log.info("session %s: export of %s to %s started", request.session_id, request.export_from, blob_url)
+        return SqlExportResult(
+            False,
+            blob_url=blob_url,
+            pending=True,
+            status_url=operation.status_url,
+            result_url=operation.result_url,
+            poll_seconds=self._poll_seconds,
+        )
+
+    def poll(self, request: SqlExportPoll) -> SqlExportResult:
+        operation = ExportOperation(request.status_url, request.result_url)
+        try:
+            result = self._sql.export_status(operation, request.export_from)
+        except _REFUSALS as exc:
+            log.warning("session %s: export of %s failed: %s", request.session_id, request.export_from, exc)
+            return SqlExportResult(False, reason=str(exc))
+        if result is None:
+            return SqlExportResult(
+                False,
+                blob_url=request.blob_url,
+                pending=True,
+                status_url=request.status_url,
+                result_url=request.result_url,
+                poll_seconds=request.poll_seconds,
+            )
+        log.info("session %s: exported %s to %s", request.session_id, request.export_from, request.blob_url)
+        return SqlExportResult(True, blob_url=request.blob_url, request_id=result.request_id)
 
 
 class BacpacJobs:

@@ -12,6 +12,7 @@ import pytest
 
 from shared.azure.model import (
     BacpacLocation,
+    ExportOperation,
     ExportResult,
     Secret,
     Selection,
@@ -29,6 +30,7 @@ from shared.services.messages import (
     SQL_STAGING,
     DiscoverRequest,
     SqlBackupRequest,
+    SqlExportPoll,
     SqlExportRequest,
     SqlTarget,
     StartBacpacJobRequest,
@@ -77,6 +79,8 @@ class FakeSql:
         self.deleted: list[str] = []
         self.exports: list[tuple[str, BacpacLocation, SqlLogin]] = []
         self.fail_export: Exception | None = None
+        self.polls_left = 0
+        """How many export_status calls answer 'still running' (0: start_export finishes at once)."""
 
     def discover(self, selection: Selection) -> list[SqlDatabaseInfo]:
         self.selections.append(selection)
@@ -100,6 +104,18 @@ class FakeSql:
             raise self.fail_export
         self.exports.append((database_id, destination, login))
         return ExportResult("req-1", database_id.rsplit("/", 1)[-1], destination.uri, "Completed")
+
+    def start_export(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ExportOperation:
+        done = self.export_database(database_id, destination=destination, login=login)
+        if self.polls_left == 0:
+            return ExportOperation("", "", done)
+        return ExportOperation("https://arm/operations/op-1", "https://arm/operationResults/op-1")
+
+    def export_status(self, operation: ExportOperation, database_id: str) -> ExportResult | None:
+        if self.polls_left > 0:
+            self.polls_left -= 1
+            return None
+        return ExportResult("req-1", database_id.rsplit("/", 1)[-1], "blob", "Completed")
 
 
 class FakeStaging:
@@ -194,6 +210,20 @@ def test_the_export_keeps_the_password_and_the_sas_inside(tmp_path: Path, caplog
     sql.fail_export = SqlExportFailedError("The export service could not reach database 'sales' (firewall: x).")
     refused = export.run(SqlExportRequest("mixed", "s2", target(sales), sales.id))
     assert not refused.exported and "firewall" in refused.reason and refused.blob_url == ""
+
+
+def test_a_long_export_is_started_then_polled_until_it_ends(tmp_path: Path) -> None:
+    sales = database("sales", tier="gold")
+    sql, staging = FakeSql(sales), FakeStaging()
+    sql.polls_left = 2
+    export = ExportBacpac(sql, policies(tmp_path), SecretResolvers(), staging, FixedClock(), poll_seconds=7)  # type: ignore[arg-type]
+    started = export.run(SqlExportRequest("mixed", "s1", target(sales), sales.id))
+    assert started.pending and not started.exported and started.poll_seconds == 7
+    assert started.status_url == "https://arm/operations/op-1" and PASSWORD not in json.dumps(started.to_dict())
+    poll = SqlExportPoll("s1", sales.id, started.blob_url, started.status_url, started.result_url, 7)
+    answers = [export.poll(poll) for _ in range(3)]
+    assert [a.pending for a in answers] == [True, True, False]
+    assert answers[-1].exported and answers[-1].blob_url == started.blob_url
 
 
 def test_cleanup_deletes_what_exists_and_tolerates_what_does_not(tmp_path: Path) -> None:

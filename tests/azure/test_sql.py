@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import logging
 import threading
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -20,7 +21,16 @@ from bulwark_local.simulator import SimulatorEndpoints
 from bulwark_local.simulator.client import AdminClient
 
 from shared.azure.clients import AzureClients
-from shared.azure.model import BacpacLocation, SasUrl, Secret, Selection, SqlDatabaseInfo, SqlLogin
+from shared.azure.model import (
+    BacpacLocation,
+    ExportOperation,
+    ExportResult,
+    SasUrl,
+    Secret,
+    Selection,
+    SqlDatabaseInfo,
+    SqlLogin,
+)
 from shared.azure.sql import AzureSql
 from shared.azure.sql_catalog import DbApiCatalogProbe, SimulatorCatalogProbe
 from shared.core.errors import (
@@ -323,3 +333,41 @@ def test_tsql_probe_reads_references_principals_and_size() -> None:
     with pytest.raises(SourceError, match="firewall") as failed:
         DbApiCatalogProbe(refuse).probe(database)
     assert "hunter2" not in str(failed.value) and failed.value.__cause__ is None
+
+
+def follow(sql: AzureSql, operation: ExportOperation, database_id: str, *, polls: int = 50) -> ExportResult:
+    for _ in range(polls):
+        result = sql.export_status(operation, database_id)
+        if result is not None:
+            return result
+        time.sleep(0.1)
+    raise AssertionError("the export did not finish")
+
+
+def test_a_started_export_is_followed_by_polling_and_fails_with_the_same_messages(
+    sql: AzureSql, estate: dict[str, Any], azurite: Azurite, container: str, admin: AdminClient
+) -> None:
+    hr = estate["hr"]
+    destination = bacpac_location(azurite, container, "hr-polled.bacpac")
+    operation = sql.start_export(hr, destination=destination, login=LOGIN)
+    assert operation.result is None and "/importExportAzureAsyncOperation/" in operation.status_url
+    assert LOGIN.password.reveal() not in operation.status_url + operation.result_url
+    result = follow(sql, operation, hr)
+    assert result.status == "Completed" and result.blob_uri == destination.uri
+
+    admin.sql_fail(hr, "timeout")
+    try:
+        slow = sql.start_export(hr, destination=bacpac_location(azurite, container, "slow2.bacpac"), login=LOGIN)
+        assert sql.export_status(slow, hr) is None  # still running: the caller waits on its own timer
+        admin.advance_clock(21 * 3600)
+        with pytest.raises(SqlExportFailedError, match="20-hour"):
+            follow(sql, slow, hr)
+    finally:
+        admin.sql_fail(hr, "none")
+    admin.sql_fail(hr, "external-references")
+    try:
+        refused = sql.start_export(hr, destination=destination, login=LOGIN)
+        with pytest.raises(SqlExportRefusedError, match="SQL71562"):
+            follow(sql, refused, hr)
+    finally:
+        admin.sql_fail(hr, "none")
