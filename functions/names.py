@@ -77,6 +77,7 @@ SQL_RESTORE = "sql_restore_orchestrator"
 SQL_RESTORE_VALIDATE = "sql_restore_validate"
 START_SQL_RESTORE_JOB = "start_sql_restore_job"
 SQL_RESTORE_IMPORT = "sql_restore_import"
+SQL_RESTORE_POLL_IMPORT = "sql_restore_poll_import"
 SQL_RESTORE_SWAP = "sql_restore_swap"
 SQL_RESTORE_CLEANUP = "sql_restore_cleanup"
 
@@ -84,6 +85,7 @@ __all__ += [
     "SQL_RESTORE",
     "SQL_RESTORE_CLEANUP",
     "SQL_RESTORE_IMPORT",
+    "SQL_RESTORE_POLL_IMPORT",
     "SQL_RESTORE_SWAP",
     "SQL_RESTORE_VALIDATE",
     "START_SQL_RESTORE_JOB",

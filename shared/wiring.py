@@ -442,7 +442,7 @@ def build_sql_restore_services(
             sql=sql, catalog=app.catalog, policies=policies, secrets=secrets, repositories=repositories
         ),
         jobs=jobs,
-        import_=ImportRestoredBacpac(sql, secrets, staging, clock),
+        import_=ImportRestoredBacpac(sql, secrets, staging, clock, poll_seconds=settings.worker.poll_seconds),
         swap=SwapRestoredDatabase(sql),
         cleanup=SqlRestoreCleanup(sql, staging),
         browse=PointBrowser(catalog=app.catalog, policies=policies, secrets=secrets, repositories=repositories),

@@ -14,6 +14,7 @@ import azure.durable_functions as df
 from functions import names
 from shared.services.sql_restore import (
     SqlRestoreCleanupRequest,
+    SqlRestoreImportPoll,
     SqlRestoreJobRequest,
     SqlRestorePlan,
     SqlRestoreRequest,
@@ -46,6 +47,14 @@ def sql_restore_import(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.SQL_RESTORE_IMPORT,
         lambda: sql_restore_services().import_.run(SqlRestorePlan.from_dict(request)).to_dict(),
+    )
+
+
+@bp.activity_trigger(input_name="request", activity=names.SQL_RESTORE_POLL_IMPORT)
+def sql_restore_poll_import(request: dict[str, Any]) -> dict[str, Any]:
+    return guarded(
+        names.SQL_RESTORE_POLL_IMPORT,
+        lambda: sql_restore_services().import_.poll(SqlRestoreImportPoll.from_dict(request)).to_dict(),
     )
 
 

@@ -36,6 +36,7 @@ from shared.services.messages import RESULT_FAILED, RESULT_SUCCESS, JobHandle, J
 from shared.services.sql_restore import (
     SqlRestoreCleanupRequest,
     SqlRestoreImport,
+    SqlRestoreImportPoll,
     SqlRestoreJobRequest,
     SqlRestorePlan,
     SqlRestoreRequest,
@@ -52,6 +53,7 @@ POLL_RETRY = BackoffRetry(5, 3)
 SWAP_RETRY = BackoffRetry(10, 3)
 CLEANUP_RETRY = BackoffRetry(10, 5)
 MAX_POLL_FAILURES = 5
+IMPORT_HOURS = 21  # the import/export service cancels operations after 20 hours
 
 
 class _StepFailed(Exception):
@@ -96,6 +98,19 @@ def sql_restore_orchestrator(context: df.DurableOrchestrationContext) -> Generat
             raise _StepFailed(f"the import into '{plan.import_name}' failed: {failure_reason(error)}") from None
         imported = True
         database = SqlRestoreImport.from_dict(done)
+        # The import service may work for hours: follow it on a durable timer, not in an activity.
+        import_deadline = context.current_utc_datetime + timedelta(hours=IMPORT_HOURS)
+        while database.pending:
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=database.poll_seconds))
+            if context.current_utc_datetime > import_deadline:
+                raise _StepFailed(f"the import into '{plan.import_name}' did not finish within {IMPORT_HOURS} hours")
+            try:
+                polled = yield context.call_activity_with_retry(
+                    names.SQL_RESTORE_POLL_IMPORT, POLL_RETRY, SqlRestoreImportPoll(plan, database).to_dict()
+                )
+            except Exception as error:
+                raise _StepFailed(f"the import into '{plan.import_name}' failed: {failure_reason(error)}") from None
+            database = SqlRestoreImport.from_dict(polled)
         result = replace(result, database_id=database.database_id, name=database.name)
 
         if plan.swap_target_id is not None:

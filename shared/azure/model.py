@@ -316,9 +316,9 @@ class ExportResult:
 
 
 @dataclass(frozen=True)
-class ExportOperation:
-    """A started BACPAC export: where to ask how it goes (ARM operation URLs, no secret in them),
-    or its result when Azure finished it at once."""
+class ImportExportOperation:
+    """A started BACPAC export or import: where to ask how it goes (ARM operation URLs, no secret
+    in them), or an export's result when Azure finished it at once."""
 
     status_url: str
     result_url: str

@@ -16,8 +16,8 @@ from .model import (
     ContainerGroupState,
     DatabaseCatalog,
     DiskInfo,
-    ExportOperation,
     ExportResult,
+    ImportExportOperation,
     SasUrl,
     Selection,
     SnapshotInfo,
@@ -202,12 +202,22 @@ class SqlDatabases(Protocol):
 
     def export_database(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ExportResult: ...
 
-    def start_export(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ExportOperation:
+    def start_export(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ImportExportOperation:
         """Start an export and return at once; follow it with ``export_status``."""
         ...
 
-    def export_status(self, operation: ExportOperation, database_id: str) -> ExportResult | None:
+    def export_status(self, operation: ImportExportOperation, database_id: str) -> ExportResult | None:
         """None while it runs, the result when it succeeded; raises the translated error when it failed."""
+        ...
+
+    def start_import(
+        self, server_id: str, *, name: str, source: BacpacLocation, login: SqlLogin
+    ) -> ImportExportOperation:
+        """Start importing a BACPAC into a new database and return at once; follow it with ``import_status``."""
+        ...
+
+    def import_status(self, operation: ImportExportOperation, server_id: str, name: str) -> SqlDatabaseInfo | None:
+        """None while it runs, the new database when it succeeded; raises the translated error when it failed."""
         ...
 
     def import_database(

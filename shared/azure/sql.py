@@ -45,8 +45,8 @@ from .arm import translate_arm_error
 from .model import (
     BacpacLocation,
     DatabaseCatalog,
-    ExportOperation,
     ExportResult,
+    ImportExportOperation,
     Selection,
     SqlDatabaseInfo,
     SqlLogin,
@@ -276,7 +276,7 @@ class AzureSql:
             raise _translate_import_export(exc, "export", parsed) from exc
         return _export_result(result, parsed.name)
 
-    def start_export(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ExportOperation:
+    def start_export(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ImportExportOperation:
         """Start an export and return at once (an export can take hours: an activity must not wait
         for it); follow it with ``export_status``. The password and storage key go to Azure only."""
         parsed = self._own_id(database_id, _DATABASE)
@@ -303,34 +303,76 @@ class AzureSql:
         except AzureError as exc:
             raise _translate_import_export(exc, "export", parsed) from exc
         if answer.status_code == 200:
-            return ExportOperation("", "", _export_result(initial, parsed.name))
-        status_url = answer.headers.get("Azure-AsyncOperation") or ""
-        result_url = answer.headers.get("Location") or ""
-        if not (status_url or result_url):
-            raise AzureApiError(
-                f"Azure accepted the export of {parsed.name} but named no operation to follow",
-                hint="run the session again; if it persists, export from the portal",
-            )
-        return ExportOperation(status_url or result_url, result_url or status_url)
+            return ImportExportOperation("", "", _export_result(initial, parsed.name))
+        return self._operation(answer, parsed.name)
 
-    def export_status(self, operation: ExportOperation, database_id: str) -> ExportResult | None:
+    def export_status(self, operation: ImportExportOperation, database_id: str) -> ExportResult | None:
         """None while the export runs; its result once it succeeded; the translated error if it failed."""
         parsed = self._own_id(database_id, _DATABASE)
         if operation.result is not None:
             return operation.result
         try:
-            status = self._get_json(operation.status_url)
-            state = str(status.get("status") or status.get("properties", {}).get("status") or "").lower()
-            if state in ("failed", "canceled", "cancelled"):
-                error = status.get("error") or {}
-                text = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
-                raise HttpResponseError(message=text or f"the export ended {state}")
-            if state not in ("succeeded", "completed"):
-                return None
-            final = self._get_json(operation.result_url) if operation.result_url != operation.status_url else status
+            final = self._finished(operation, "export")
         except AzureError as exc:
             raise _translate_import_export(exc, "export", parsed) from exc
-        return _export_result(sm.ImportExportOperationResult(final), parsed.name)
+        return None if final is None else _export_result(sm.ImportExportOperationResult(final), parsed.name)
+
+    def start_import(
+        self, server_id: str, *, name: str, source: BacpacLocation, login: SqlLogin
+    ) -> ImportExportOperation:
+        """Start importing a BACPAC into a new database ``name`` and return at once (an import can
+        take hours); follow it with ``import_status``."""
+        parsed = self._own_id(server_id, _SERVER)
+        target = ResourceId.parse(f"{parsed}/databases/{name}")
+        try:
+            poller = self._client.servers.begin_import_database(
+                parsed.resource_group,
+                parsed.name,
+                _import_body(name, source, login),
+                polling=False,
+                retry_total=_POST_RETRIES,
+                cls=lambda response, deserialized, headers: response.http_response,
+            )
+            answer = cast(Any, poller.result())
+        except AzureError as exc:
+            raise _translate_import_export(exc, "import", target) from exc
+        if answer.status_code == 200:
+            return ImportExportOperation("", "")  # done already: import_status finds the database
+        return self._operation(answer, target.name)
+
+    def import_status(self, operation: ImportExportOperation, server_id: str, name: str) -> SqlDatabaseInfo | None:
+        """None while the import runs; the new database once it succeeded; the translated error if not."""
+        target = ResourceId.parse(f"{self._own_id(server_id, _SERVER)}/databases/{name}")
+        if operation.status_url:
+            try:
+                if self._finished(operation, "import") is None:
+                    return None
+            except AzureError as exc:
+                raise _translate_import_export(exc, "import", target) from exc
+        return self.get_database(str(target))
+
+    def _operation(self, answer: Any, name: str) -> ImportExportOperation:
+        status_url = answer.headers.get("Azure-AsyncOperation") or ""
+        result_url = answer.headers.get("Location") or ""
+        if not (status_url or result_url):
+            raise AzureApiError(
+                f"Azure accepted the import/export of {name} but named no operation to follow",
+                hint="run it again; if it persists, use the portal",
+            )
+        return ImportExportOperation(status_url or result_url, result_url or status_url)
+
+    def _finished(self, operation: ImportExportOperation, action: str) -> dict[str, Any] | None:
+        """The operation's final document once it succeeded, None while it runs; HttpResponseError
+        when it failed or was cancelled."""
+        status = self._get_json(operation.status_url)
+        state = str(status.get("status") or status.get("properties", {}).get("status") or "").lower()
+        if state in ("failed", "canceled", "cancelled"):
+            error = status.get("error") or {}
+            text = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+            raise HttpResponseError(message=text or f"the {action} ended {state}")
+        if state not in ("succeeded", "completed"):
+            return None
+        return self._get_json(operation.result_url) if operation.result_url != operation.status_url else status
 
     def _get_json(self, url: str) -> dict[str, Any]:
         """GET an ARM operation URL through the client's pipeline (auth, retries on 429 and 5xx)."""
@@ -353,18 +395,7 @@ class AzureSql:
     ) -> SqlDatabaseInfo:
         """Import a BACPAC into a new database ``name`` on ``server_id``; waits for it to finish."""
         parsed = self._own_id(server_id, _SERVER)
-        body = sm.ImportNewDatabaseDefinition(
-            database_name=name,
-            edition=edition,
-            service_objective_name=service_objective,
-            max_size_bytes=str(max_size_bytes) if max_size_bytes is not None else None,
-            storage_key_type=source.key_type,
-            storage_key=source.key.reveal(),
-            storage_uri=source.uri,
-            administrator_login=login.login,
-            administrator_login_password=login.password.reveal(),
-            authentication_type="Sql",
-        )
+        body = _import_body(name, source, login, edition, service_objective, max_size_bytes)
         target = ResourceId.parse(f"{parsed}/databases/{name}")
         try:
             self._client.servers.begin_import_database(
@@ -433,6 +464,28 @@ def _database_info(database: sm.Database) -> SqlDatabaseInfo:
         is_system="system" in kind.lower() or str(database.name).lower() == "master",
         database_id=str(database.database_id) if database.database_id else None,
         tags=dict(database.tags or {}),
+    )
+
+
+def _import_body(
+    name: str,
+    source: BacpacLocation,
+    login: SqlLogin,
+    edition: str | None = None,
+    service_objective: str | None = None,
+    max_size_bytes: int | None = None,
+) -> sm.ImportNewDatabaseDefinition:
+    return sm.ImportNewDatabaseDefinition(
+        database_name=name,
+        edition=edition,
+        service_objective_name=service_objective,
+        max_size_bytes=str(max_size_bytes) if max_size_bytes is not None else None,
+        storage_key_type=source.key_type,
+        storage_key=source.key.reveal(),
+        storage_uri=source.uri,
+        administrator_login=login.login,
+        administrator_login_password=login.password.reveal(),
+        authentication_type="Sql",
     )
 
 

@@ -24,7 +24,7 @@ from typing import Protocol
 from shared.azure.model import (
     STAGING_CONTAINER,
     BacpacLocation,
-    ExportOperation,
+    ImportExportOperation,
     Secret,
     Selection,
     SqlDatabaseInfo,
@@ -300,7 +300,7 @@ class ExportBacpac:
         )
 
     def poll(self, request: SqlExportPoll) -> SqlExportResult:
-        operation = ExportOperation(request.status_url, request.result_url)
+        operation = ImportExportOperation(request.status_url, request.result_url)
         try:
             result = self._sql.export_status(operation, request.export_from)
         except _REFUSALS as exc:

@@ -5,7 +5,8 @@ up-front validation, which runs the same :class:`ValidateSqlRestore`)::
 
     validate(SqlRestoreRequest) -> SqlRestorePlan     nothing is created; bad input is a UsageError
     start_job(plan, attempt) -> JobHandle             a ``bacpac-restore`` worker writes the staging blob
-    import_(plan) -> SqlRestoreImport                 ARM import into ``plan.import_name`` (an LRO)
+    import_(plan) -> SqlRestoreImport                 starts the ARM import into ``plan.import_name``;
+    import_.poll(...) -> SqlRestoreImport             ... until it ended (a durable timer between asks)
     swap(plan) -> SqlRestoreSwap                      optional: the old database steps aside
     cleanup(SqlRestoreCleanupRequest)                 always: the staging blob; after a failed
                                                       import, the half-imported database too
@@ -33,7 +34,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from shared.azure.model import BacpacLocation, Secret, SqlLogin
+from shared.azure.model import BacpacLocation, ImportExportOperation, Secret, SqlLogin
 from shared.azure.ports import SqlDatabases
 from shared.catalog.model import PointKind
 from shared.catalog.port import Catalog
@@ -63,6 +64,7 @@ __all__ = [
     "SqlRestoreCleanup",
     "SqlRestoreCleanupRequest",
     "SqlRestoreImport",
+    "SqlRestoreImportPoll",
     "SqlRestoreJobRequest",
     "SqlRestoreJobs",
     "SqlRestorePlan",
@@ -140,6 +142,18 @@ class SqlRestoreJobRequest(Message):
 class SqlRestoreImport(Message):
     database_id: str
     name: str
+    pending: bool = False
+    """The import runs on: ask again (sql_restore_poll_import) after ``poll_seconds``."""
+    status_url: str = ""
+    """ARM's operation URLs to follow it by (no secret in them)."""
+    result_url: str = ""
+    poll_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class SqlRestoreImportPoll(Message):
+    plan: SqlRestorePlan
+    started: SqlRestoreImport
 
 
 @dataclass(frozen=True)
@@ -404,13 +418,24 @@ class SqlRestoreJobs:
 
 
 class ImportRestoredBacpac:
-    """ARM import of the staging blob into a new database; the password and the SAS exist only here."""
+    """ARM import of the staging blob into a new database; the password and the SAS exist only in
+    ``run``, which starts the import and returns. An import can take hours, longer than an activity
+    may run: the orchestrator asks ``poll`` on a durable timer until it ends."""
 
-    def __init__(self, sql: SqlDatabases, secrets: SecretResolver, staging: RestoreStaging, clock: Clock) -> None:
+    def __init__(
+        self,
+        sql: SqlDatabases,
+        secrets: SecretResolver,
+        staging: RestoreStaging,
+        clock: Clock,
+        *,
+        poll_seconds: int = 30,
+    ) -> None:
         self._sql = sql
         self._secrets = secrets
         self._staging = staging
         self._clock = clock
+        self._poll_seconds = poll_seconds
 
     def run(self, plan: SqlRestorePlan) -> SqlRestoreImport:
         server = self._sql.get_server(plan.server_id)
@@ -418,7 +443,30 @@ class ImportRestoredBacpac:
             raise UsageError(f"server '{server.name}' reports no administrator login to import with")
         login = SqlLogin(server.administrator_login, Secret(self._secrets.resolve(plan.login)))
         source = self._staging.readable(plan.blob_name, self._clock.now() + dt.timedelta(hours=IMPORT_SAS_HOURS))
-        database = self._sql.import_database(plan.server_id, name=plan.import_name, source=source, login=login)
+        operation = self._sql.start_import(plan.server_id, name=plan.import_name, source=source, login=login)
+        log.info(
+            "restore %s: import of point %s as %s started", plan.restore_id, plan.repository_point_id, plan.import_name
+        )
+        return self.poll(
+            SqlRestoreImportPoll(
+                plan,
+                SqlRestoreImport(
+                    plan.import_id,
+                    plan.import_name,
+                    pending=True,
+                    status_url=operation.status_url,
+                    result_url=operation.result_url,
+                    poll_seconds=self._poll_seconds,
+                ),
+            )
+        )
+
+    def poll(self, request: SqlRestoreImportPoll) -> SqlRestoreImport:
+        plan, started = request.plan, request.started
+        operation = ImportExportOperation(started.status_url, started.result_url)
+        database = self._sql.import_status(operation, plan.server_id, plan.import_name)
+        if database is None:
+            return started
         log.info("restore %s: imported point %s as %s", plan.restore_id, plan.repository_point_id, database.id)
         return SqlRestoreImport(database.id, database.name)
 

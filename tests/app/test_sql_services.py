@@ -12,8 +12,8 @@ import pytest
 
 from shared.azure.model import (
     BacpacLocation,
-    ExportOperation,
     ExportResult,
+    ImportExportOperation,
     Secret,
     Selection,
     SqlDatabaseInfo,
@@ -105,13 +105,13 @@ class FakeSql:
         self.exports.append((database_id, destination, login))
         return ExportResult("req-1", database_id.rsplit("/", 1)[-1], destination.uri, "Completed")
 
-    def start_export(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ExportOperation:
+    def start_export(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ImportExportOperation:
         done = self.export_database(database_id, destination=destination, login=login)
         if self.polls_left == 0:
-            return ExportOperation("", "", done)
-        return ExportOperation("https://arm/operations/op-1", "https://arm/operationResults/op-1")
+            return ImportExportOperation("", "", done)
+        return ImportExportOperation("https://arm/operations/op-1", "https://arm/operationResults/op-1")
 
-    def export_status(self, operation: ExportOperation, database_id: str) -> ExportResult | None:
+    def export_status(self, operation: ImportExportOperation, database_id: str) -> ExportResult | None:
         if self.polls_left > 0:
             self.polls_left -= 1
             return None

@@ -23,8 +23,8 @@ from bulwark_local.simulator.client import AdminClient
 from shared.azure.clients import AzureClients
 from shared.azure.model import (
     BacpacLocation,
-    ExportOperation,
     ExportResult,
+    ImportExportOperation,
     SasUrl,
     Secret,
     Selection,
@@ -335,7 +335,7 @@ def test_tsql_probe_reads_references_principals_and_size() -> None:
     assert "hunter2" not in str(failed.value) and failed.value.__cause__ is None
 
 
-def follow(sql: AzureSql, operation: ExportOperation, database_id: str, *, polls: int = 50) -> ExportResult:
+def follow(sql: AzureSql, operation: ImportExportOperation, database_id: str, *, polls: int = 50) -> ExportResult:
     for _ in range(polls):
         result = sql.export_status(operation, database_id)
         if result is not None:
@@ -371,3 +371,21 @@ def test_a_started_export_is_followed_by_polling_and_fails_with_the_same_message
             follow(sql, refused, hr)
     finally:
         admin.sql_fail(hr, "none")
+
+
+def test_a_started_import_is_followed_to_its_database(
+    sql: AzureSql, estate: dict[str, Any], azurite: Azurite, container: str
+) -> None:
+    destination = bacpac_location(azurite, container, "for-import.bacpac")
+    follow(sql, sql.start_export(estate["sales"], destination=destination, login=LOGIN), estate["sales"])
+    operation = sql.start_import(estate["staging"], name="sales-polled", source=destination, login=LOGIN)
+    assert LOGIN.password.reveal() not in operation.status_url + operation.result_url
+    for _ in range(50):
+        database = sql.import_status(operation, estate["staging"], "sales-polled")
+        if database is not None:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the import did not finish")
+    assert database.name == "sales-polled" and database.status == "Online"
+    sql.delete_database(database.id)
