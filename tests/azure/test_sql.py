@@ -356,6 +356,7 @@ def test_a_started_export_is_followed_by_polling_and_fails_with_the_same_message
     assert result.status == "Completed" and result.blob_uri == destination.uri
 
     admin.sql_fail(hr, "timeout")
+    offset = float(admin.settings()["clock_offset_seconds"])
     try:
         slow = sql.start_export(hr, destination=bacpac_location(azurite, container, "slow2.bacpac"), login=LOGIN)
         assert sql.export_status(slow, hr) is None  # still running: the caller waits on its own timer
@@ -364,6 +365,7 @@ def test_a_started_export_is_followed_by_polling_and_fails_with_the_same_message
             follow(sql, slow, hr)
     finally:
         admin.sql_fail(hr, "none")
+        admin.settings(clock_offset_seconds=offset)  # later tests share this simulator
     admin.sql_fail(hr, "external-references")
     try:
         refused = sql.start_export(hr, destination=destination, login=LOGIN)
