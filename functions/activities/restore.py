@@ -25,13 +25,16 @@ def create_restore_disk(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.CREATE_RESTORE_DISK,
         lambda: vm_restore_services().create_disk(CreateDiskRequest.from_dict(request)).to_dict(),
+        request=request["plan"],
     )
 
 
 @bp.activity_trigger(input_name="request", activity=names.START_RESTORE_JOB)
 def start_restore_job(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
-        names.START_RESTORE_JOB, lambda: vm_restore_services().start_job(StartRestoreJob.from_dict(request)).to_dict()
+        names.START_RESTORE_JOB,
+        lambda: vm_restore_services().start_job(StartRestoreJob.from_dict(request)).to_dict(),
+        request=request["plan"],
     )
 
 
@@ -40,6 +43,7 @@ def create_restored_vm(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.CREATE_RESTORED_VM,
         lambda: {"vm_id": vm_restore_services().create_vm(CreateVmRequest.from_dict(request))},
+        request=request["plan"],
     )
 
 

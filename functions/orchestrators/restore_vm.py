@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -38,6 +39,7 @@ from shared.services.vm_restore import (
 )
 
 from .flow import BackoffRetry, each_completed, failure_reason
+from .tracing import OrchestrationTrace
 
 bp = df.Blueprint()
 
@@ -55,6 +57,9 @@ class _Failed(Exception):
 @bp.orchestration_trigger(context_name="context", orchestration=names.RESTORE_VM)
 def restore_vm_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     plan = RestorePlan.from_dict(context.get_input())
+    trace = OrchestrationTrace.begin(context, plan.traceparent)
+    plan = replace(plan, traceparent=trace.traceparent)  # this orchestration is its steps' parent
+    attributes = {"bulwark.restore": plan.restore_id, "bulwark.vm": plan.vm_id, "bulwark.source": plan.source}
     created: list[CreatedDisk] = []
     status = {"phase": "creating disks", "what": plan.what, "source": plan.source, "disks": len(plan.disks)}
     context.set_custom_status(status)
@@ -99,8 +104,10 @@ def restore_vm_orchestrator(context: df.DurableOrchestrationContext) -> Generato
             except Exception as error:
                 reason += f"; the disks it created could not all be deleted: {failure_reason(error)}"
         context.set_custom_status({**status, "phase": "done: Failed"})
+        trace.end(context, names.RESTORE_VM, attributes, failed=reason)
         return {"status": "Failed", "reason": reason, "restore_id": plan.restore_id, "vm_id": "", "disks": []}
     context.set_custom_status({**status, "phase": "done: Succeeded", "bytes_written": written})
+    trace.end(context, names.RESTORE_VM, attributes)
     return {
         "status": "Succeeded",
         "reason": "",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from dataclasses import replace
 from typing import Any
 
 import azure.durable_functions as df
@@ -30,6 +31,7 @@ from shared.core.clock import SystemClock
 from shared.core.errors import BulwarkError, FieldProblem, InvalidDocumentError
 from shared.services.api import error_answer, read_json
 from shared.services.vm_restore import RestoreRequest, RestoreTarget
+from shared.telemetry.spans import span
 from shared.wiring import vm_restore_services
 
 __all__ = ["bp", "parse_restore_request", "restore_instance_id"]
@@ -89,7 +91,10 @@ async def _start(req: func.HttpRequest, client: df.DurableOrchestrationClient, w
     except BulwarkError as exc:
         answer = error_answer(exc)
         return func.HttpResponse(answer.text(), status_code=answer.status, mimetype="application/json")
-    await client.start_new(names.RESTORE_VM, restore_id, plan.to_dict())
+    attributes = {"bulwark.restore": restore_id, "bulwark.vm": plan.vm_id, "http.route": f"restores/{what}"}
+    with span(f"POST /api/restores/{what}", kind="server", attributes=attributes) as trigger:
+        plan = replace(plan, traceparent=trigger.traceparent)
+        await client.start_new(names.RESTORE_VM, restore_id, plan.to_dict())
     response: func.HttpResponse = client.create_check_status_response(req, restore_id)
     body = json.loads(response.get_body() or b"{}")
     body["restore"] = f"/api/restores/{restore_id}"

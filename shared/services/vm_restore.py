@@ -37,6 +37,7 @@ from shared.core.errors import (
     PointNotFoundError,
     UsageError,
 )
+from shared.telemetry.spans import current_traceparent
 
 from .job_spec import ArmRef, JobSource, JobSpec, RepositoryRef, StatusRef
 from .job_status import JobStatus, JobStatusStore
@@ -123,6 +124,8 @@ class RestorePlan(Message):
     replace_original: bool = False
     repository: RepositoryRef | None = None
     worker_region: str = ""
+    traceparent: str = ""
+    """The restore's trace (ids only): its activities and workers join it."""
 
 
 @dataclass(frozen=True)
@@ -417,6 +420,7 @@ class VmRestores:
             status=self._status_ref,
             source=JobSource(kind="upload-disk", disk_id=request.disk_id, snapshot_id=disk.repository_point_id),
             tags={"restore": plan.restore_id, "vm": plan.vm_id, "point": plan.point_id},
+            traceparent=current_traceparent(plan.traceparent),
         )
         self._status.put(JobStatus(job_id, request.attempt, "pending", format_time(self._clock.now())))
         worker = self._launcher.launch(

@@ -10,9 +10,11 @@ worker. The session's metrics arrive too, and nothing secret is in what was expo
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
+from bulwark_local.runtime import LocalFunctionsHost
 from bulwark_local.simulator.client import AdminClient
 from bulwark_local.stack import Stack
 
@@ -43,12 +45,34 @@ def traced(
                 status, raw = call(f"{host.base_url}/api/policies/{POLICY}/run", "POST")
                 assert status == 202, raw
                 document = wait_session(host, json.loads(raw)["id"])
+                restored = restore_one_disk(host, estate.vm.id)
                 flush_telemetry()
                 collector.wait_for(lambda c: any(s.service == "bulwark-worker" for s in c.spans))
                 collector.wait_for(lambda c: any(s.name == names.POLICY_SESSION for s in c.spans))
-            yield collector, document
+                collector.wait_for(lambda c: any(s.name == names.RESTORE_VM for s in c.spans))
+                collector.wait_for(lambda c: any(s.name == "worker image-restore" for s in c.spans))
+            yield collector, {**document, "restore": restored}
         finally:
             configure_telemetry({}, service="bulwark-app")  # later tests in this process export nowhere
+
+
+def restore_one_disk(host: LocalFunctionsHost, vm_id: str) -> dict[str, object]:
+    """The OS disk from the session's image-level point, written by an image-restore worker."""
+    status, raw = call(f"{host.base_url}/api/points?resource={vm_id}&kind=image")
+    assert status == 200, raw
+    point = json.loads(raw)["points"][0]["point_id"]
+    body = {"vm_id": vm_id, "point_id": point, "lun": "os", "source": "repository", "target": {"name": "traced-os"}}
+    status, raw = call(f"{host.base_url}/api/restores/disk", "POST", body)
+    assert status == 202, raw
+    link = f"{host.base_url}{json.loads(raw)['restore']}"
+    deadline = time.monotonic() + 120
+    while True:
+        status, raw = call(link)
+        document: dict[str, object] = json.loads(raw)
+        if document["runtime_status"] in ("Completed", "Failed", "Terminated"):
+            return document
+        assert time.monotonic() < deadline, document
+        time.sleep(0.5)
 
 
 def _one(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
@@ -89,6 +113,23 @@ def test_one_trace_from_the_trigger_into_the_workers(traced: tuple[Collector, di
             item = by_id[item.parent_span_id]
             hops += 1
         assert hops <= 4
+
+
+def test_a_restore_is_one_trace_from_its_trigger_into_its_worker(
+    traced: tuple[Collector, dict[str, object]],
+) -> None:
+    collector, document = traced
+    restore = document["restore"]
+    assert isinstance(restore, dict) and restore["runtime_status"] == "Completed"
+    trigger = _one(collector.spans, "POST /api/restores/disk")
+    spans = [s for s in collector.spans if s.trace_id == trigger.trace_id]
+    by_id = {s.span_id: s for s in spans}
+    orchestration = _one(spans, names.RESTORE_VM)
+    assert orchestration.parent_span_id == trigger.span_id and not orchestration.error
+    for activity in (names.CREATE_RESTORE_DISK, names.START_RESTORE_JOB):
+        assert _one(spans, activity).parent_span_id == orchestration.span_id
+    worker = _one(spans, "worker image-restore")
+    assert worker.service == "bulwark-worker" and by_id[worker.parent_span_id].name == names.START_RESTORE_JOB
 
 
 def test_session_metrics_and_logs_arrive(traced: tuple[Collector, dict[str, object]]) -> None:
