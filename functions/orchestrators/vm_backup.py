@@ -74,7 +74,7 @@ def vm_backup_orchestrator(context: df.DurableOrchestrationContext) -> Generator
     vm = request.vm
     status = RESULT_SUCCESS
     reasons: list[str] = []
-    outcomes = {disk.disk_id: DiskOutcome(disk.disk_id, disk.lun) for disk in vm.disks}
+    outcomes = {disk.disk_id: DiskOutcome(disk.disk_id, disk.lun, size_bytes=disk.size_bytes or 0) for disk in vm.disks}
     context.set_custom_status({"phase": "snapshots", "vm": vm.name, "disks": len(vm.disks)})
 
     tasks = [

@@ -165,7 +165,8 @@ class CatalogRecords:
                 time=parse_time(session.started),
                 policy_id=session.policy_id,
                 session_id=session.session_id,
+                size=sum(d.size_bytes for d in disks),
                 snapshot_ids=tuple(d.snapshot_id or "" for d in disks),
-                disks=tuple(PointDisk(d.disk_id, d.lun, d.snapshot_id or "") for d in disks),
+                disks=tuple(PointDisk(d.disk_id, d.lun, d.snapshot_id or "", size=d.size_bytes) for d in disks),
             )
         )

@@ -348,6 +348,8 @@ class DiskOutcome(Message):
     bytes_read: int = 0
     bytes_stored: int = 0
     error: str | None = None
+    size_bytes: int = 0
+    """The disk's size (0 when discovery did not know it, e.g. an unmanaged disk)."""
 
 
 @dataclass(frozen=True)

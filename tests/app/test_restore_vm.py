@@ -136,6 +136,9 @@ def test_the_session_records_both_kinds_of_vm_points_with_their_disks(world: Wor
         assert [d.get("lun") for d in point["disks"]] == [None, 0]
     assert all(d["repository_point_id"] for d in world.image_point["disks"])
     assert [d["snapshot_id"] for d in world.snapshot_point["disks"]] == world.image_point["snapshot_ids"]
+    sizes = [world.estate.os_disk.size_bytes, world.estate.data_disk.size_bytes]
+    assert [d["size"] for d in world.snapshot_point["disks"]] == sizes
+    assert world.snapshot_point["size"] == sum(sizes)
 
 
 def test_a_new_vm_from_the_repository_has_the_same_disks_luns_and_bytes(world: World) -> None:
