@@ -31,6 +31,7 @@ def sql_restore_validate(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.SQL_RESTORE_VALIDATE,
         lambda: sql_restore_services().validate.run(SqlRestoreRequest.from_dict(request)).to_dict(),
+        request=request,
     )
 
 
@@ -39,6 +40,7 @@ def start_sql_restore_job(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.START_SQL_RESTORE_JOB,
         lambda: sql_restore_services().jobs.start(SqlRestoreJobRequest.from_dict(request)).to_dict(),
+        request=request["plan"],
     )
 
 
@@ -47,6 +49,7 @@ def sql_restore_import(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.SQL_RESTORE_IMPORT,
         lambda: sql_restore_services().import_.run(SqlRestorePlan.from_dict(request)).to_dict(),
+        request=request,
     )
 
 
@@ -55,13 +58,16 @@ def sql_restore_poll_import(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.SQL_RESTORE_POLL_IMPORT,
         lambda: sql_restore_services().import_.poll(SqlRestoreImportPoll.from_dict(request)).to_dict(),
+        request=request["plan"],
     )
 
 
 @bp.activity_trigger(input_name="request", activity=names.SQL_RESTORE_SWAP)
 def sql_restore_swap(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
-        names.SQL_RESTORE_SWAP, lambda: sql_restore_services().swap.run(SqlRestorePlan.from_dict(request)).to_dict()
+        names.SQL_RESTORE_SWAP,
+        lambda: sql_restore_services().swap.run(SqlRestorePlan.from_dict(request)).to_dict(),
+        request=request,
     )
 
 
@@ -70,4 +76,5 @@ def sql_restore_cleanup(request: dict[str, Any]) -> dict[str, Any]:
     return guarded(
         names.SQL_RESTORE_CLEANUP,
         lambda: sql_restore_services().cleanup.run(SqlRestoreCleanupRequest.from_dict(request)).to_dict(),
+        request=request["plan"],
     )

@@ -45,6 +45,7 @@ from shared.services.sql_restore import (
 )
 
 from .flow import BackoffRetry, failure_reason
+from .tracing import OrchestrationTrace
 
 bp = df.Blueprint()
 
@@ -63,6 +64,9 @@ class _StepFailed(Exception):
 @bp.orchestration_trigger(context_name="context", orchestration=names.SQL_RESTORE)
 def sql_restore_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     request = SqlRestoreRequest.from_dict(context.get_input())
+    trace = OrchestrationTrace.begin(context, request.traceparent)
+    request = replace(request, traceparent=trace.traceparent)  # this orchestration is its steps' parent
+    attributes = {"bulwark.restore": request.restore_id, "bulwark.server": request.server_id}
     result = SqlRestoreResult(
         restore_id=request.restore_id,
         status=RESULT_SUCCESS,
@@ -80,6 +84,7 @@ def sql_restore_orchestrator(context: df.DurableOrchestrationContext) -> Generat
         plan = SqlRestorePlan.from_dict((yield context.call_activity(names.SQL_RESTORE_VALIDATE, request.to_dict())))
     except Exception as error:
         phase(f"done: {RESULT_FAILED}")
+        trace.end(context, names.SQL_RESTORE, attributes, failed=failure_reason(error))
         return replace(result, status=RESULT_FAILED, reasons=(failure_reason(error),)).to_dict()
     result = replace(result, repository_point_id=plan.repository_point_id, name=plan.final_name)
 
@@ -142,6 +147,12 @@ def sql_restore_orchestrator(context: df.DurableOrchestrationContext) -> Generat
                 result = replace(result, reasons=(*result.reasons, reason))
 
     phase(f"done: {result.status}", database=result.database_id)
+    trace.end(
+        context,
+        names.SQL_RESTORE,
+        attributes,
+        failed="; ".join(result.reasons) if result.status == RESULT_FAILED else None,
+    )
     return result.to_dict()
 
 

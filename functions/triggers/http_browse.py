@@ -26,6 +26,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import azure.durable_functions as df
@@ -38,6 +39,7 @@ from shared.services.api import Answer, error_answer, read_json
 from shared.services.browse import read_range
 from shared.services.job_spec import RepositoryRef, SecretRef
 from shared.services.sql_restore import SqlRestoreRequest
+from shared.telemetry.spans import span
 from shared.wiring import sql_restore_services
 
 bp = df.Blueprint()
@@ -125,7 +127,10 @@ async def start_sql_restore(req: func.HttpRequest, client: df.DurableOrchestrati
         request = await asyncio.to_thread(validated)
     except BulwarkError as exc:
         return _respond(_error(exc))
-    await client.start_new(names.SQL_RESTORE, instance_id, request.to_dict())
+    attributes = {"bulwark.restore": instance_id, "bulwark.server": request.server_id, "http.route": "restores/sql"}
+    with span("POST /api/restores/sql", kind="server", attributes=attributes) as trigger:
+        request = replace(request, traceparent=trigger.traceparent)
+        await client.start_new(names.SQL_RESTORE, instance_id, request.to_dict())
     links = dict(client.create_http_management_payload(instance_id))
     base = req.url.split("/api/", 1)[0]
     status = f"{base}/api/restores/{instance_id}"

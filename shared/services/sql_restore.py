@@ -47,6 +47,7 @@ from shared.core.errors import (
     UsageError,
 )
 from shared.policy.model import Policy
+from shared.telemetry.spans import current_traceparent
 
 from .bacpac_restore import load_bacpac_point
 from .job_spec import JobSource, JobSpec, RepositoryRef, SecretRef
@@ -107,6 +108,8 @@ class SqlRestoreRequest(Message):
     """The database the point was made from, when the point is not in the catalog (for a swap)."""
     swap_with_original: bool = False
     confirm: bool = False
+    traceparent: str = ""
+    """The restore's trace (ids only)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ class SqlRestorePlan(Message):
     swap_target_id: str | None = None
     """The database that steps aside for the restored one (renamed ``aside_name``), if any."""
     aside_name: str | None = None
+    traceparent: str = ""
+    """The restore's trace (ids only): its activities and worker join it."""
 
     @property
     def import_id(self) -> str:
@@ -303,6 +308,7 @@ class ValidateSqlRestore:
         stored = load_bacpac_point(repo, repository_point)
         size = sum(m.size for m in stored.files.members) if stored.files is not None else 0
         plan = SqlRestorePlan(
+            traceparent=request.traceparent,
             restore_id=request.restore_id,
             server_id=server.id,
             server_name=server.name,
@@ -397,6 +403,7 @@ class SqlRestoreJobs:
             status=self._settings.status,
             source=JobSource(kind="bacpac-point", disk_id=blob_url, snapshot_id=plan.repository_point_id),
             tags={"restore": plan.restore_id, "server": plan.server_id, "name": plan.import_name},
+            traceparent=current_traceparent(plan.traceparent),
         )
         self._status.put(JobStatus(job_id, request.attempt, "pending", format_time(self._clock.now())))
         worker = self._launcher.launch(
