@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar, cast
 
 from azure.data.tables import TableClient
 
@@ -93,6 +94,7 @@ POLICIES_TABLE = "bulwarkpolicies"
 SESSIONS_TABLE = "bulwarksessions"
 POINTS_TABLE = "bulwarkpoints"
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -107,11 +109,25 @@ class Services:
     record_session: RecordSession
     catalog: Catalog
     launcher: WorkerLauncher
+    clients: AzureClients
+    """The process's Azure clients: the SQL and restore services are built on them too."""
+    job_status: TableJobStatusStore
+    job_settings: JobSettings
+    """How every worker job reaches ARM and reports (backups, restores, maintenance alike)."""
     policy_store: PolicyStore | None = None
     """The stored policies themselves (the HTTP API's CRUD); None when ``policies`` was replaced."""
     image_retention: ImageRetention | None = None
     """Image-level repository retention after image-level sessions (plan, maintenance worker, catalog)."""
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _beside: dict[str, object] = field(default_factory=dict, repr=False)
+
+    def beside(self, name: str, build: Callable[[Services], _T]) -> _T:
+        """The use cases ``name``, built once on these services (their clients, tables and launcher)
+        the first time an activity asks, and closed with them."""
+        with _lock:
+            if name not in self._beside:
+                self._beside[name] = build(self)
+            return cast(_T, self._beside[name])
 
     def close(self) -> None:
         for closer in reversed(self._closers):
@@ -186,6 +202,9 @@ def build_services(
         record_session=RecordSession(sessions),
         catalog=catalog,
         launcher=launcher,
+        clients=clients,
+        job_status=status,
+        job_settings=job_settings,
         policy_store=policy_store,
         image_retention=image_retention,
         _closers=closers,
@@ -276,8 +295,7 @@ class _CataloglessProbe:
 def build_sql_services(app: Services, *, clock: Clock | None = None) -> SqlServices:
     settings = app.settings
     clock = clock or SystemClock()
-    clients = AzureClients(settings.azure)
-    app._closers.append(clients.close)
+    clients = app.clients
     sql = clients.sql()
     probe: SqlCatalogProbe
     if settings.local_stack is not None:
@@ -289,21 +307,13 @@ def build_sql_services(app: Services, *, clock: Clock | None = None) -> SqlServi
     policies = SqlPolicies(
         AzurePolicyTable(table).ready(), subscription_id=settings.azure.subscription_id, key_vault=settings.key_vault
     )
-    status = TableJobStatusStore.from_connection_string(settings.storage_connection_string, JOBS_TABLE)
-    app._closers.append(status.close)
     staging = BlobBacpacStaging(settings.storage_connection_string)
     app._closers.append(staging.close)
     jobs = BacpacJobs(
         policies=policies,
         launcher=app.launcher,
-        status=status,
-        settings=JobSettings(
-            arm=settings.arm_reference,
-            status=StatusRef(endpoint=table_endpoint(settings.storage_connection_string), table=JOBS_TABLE),
-            poll_seconds=settings.worker.poll_seconds,
-            deadline_seconds=settings.worker.deadline_seconds,
-            max_attempts=settings.worker.max_attempts,
-        ),
+        status=app.job_status,
+        settings=app.job_settings,
         clock=clock,
     )
     return SqlServices(
@@ -325,31 +335,16 @@ def build_sql_services(app: Services, *, clock: Clock | None = None) -> SqlServi
     )
 
 
-_sql_built: dict[int, tuple[Services, SqlServices]] = {}
-
-
 def sql_services(env: Mapping[str, str] | None = None) -> SqlServices:
     """The process's SQL services, built on first use beside (and closed with) ``services(env)``."""
-    app = services(env)
-    with _lock:
-        found = _sql_built.get(id(app))
-        if found is None or found[0] is not app:
-            found = (app, build_sql_services(app))
-            _sql_built[id(app)] = found
-        return found[1]
+    return services(env).beside("sql_services", build_sql_services)
 
 
 # -- VM and disk restore -------------------------------------------------------------------------------
 
 
 def build_vm_restore_services(app: Services, *, clock: Clock | None = None) -> VmRestores:
-    settings = app.settings
-    clients = AzureClients(settings.azure)
-    app._closers.append(clients.close)
-    compute = clients.compute()
-    status = TableJobStatusStore.from_connection_string(settings.storage_connection_string, JOBS_TABLE)
-    app._closers.append(status.close)
-    status_ref = StatusRef(endpoint=table_endpoint(settings.storage_connection_string), table=JOBS_TABLE)
+    compute = app.clients.compute()
     return VmRestores(
         catalog=app.catalog,
         policies=app.policies,
@@ -358,34 +353,17 @@ def build_vm_restore_services(app: Services, *, clock: Clock | None = None) -> V
         targets=compute,
         access=compute,
         launcher=app.launcher,
-        uploads=DiskUploads(clients.data_plane()),
-        status=status,
-        jobs=JobSettings(
-            arm=settings.arm_reference,
-            status=status_ref,
-            poll_seconds=settings.worker.poll_seconds,
-            deadline_seconds=settings.worker.deadline_seconds,
-            max_attempts=settings.worker.max_attempts,
-        ),
-        arm=settings.arm_reference,
-        status_ref=status_ref,
-        subscription_id=settings.azure.subscription_id,
+        uploads=DiskUploads(app.clients.data_plane()),
+        status=app.job_status,
+        jobs=app.job_settings,
+        subscription_id=app.settings.azure.subscription_id,
         clock=clock or SystemClock(),
     )
 
 
-_vm_restore_built: dict[int, tuple[Services, VmRestores]] = {}
-
-
 def vm_restore_services(env: Mapping[str, str] | None = None) -> VmRestores:
     """The process's restore use cases, built on first use beside (and closed with) ``services(env)``."""
-    app = services(env)
-    with _lock:
-        found = _vm_restore_built.get(id(app))
-        if found is None or found[0] is not app:
-            found = (app, build_vm_restore_services(app))
-            _vm_restore_built[id(app)] = found
-        return found[1]
+    return services(env).beside("vm_restore_services", build_vm_restore_services)
 
 
 # -- SQL restore and browsing ----------------------------------------------------------------------
@@ -410,31 +388,22 @@ def build_sql_restore_services(
     """``env``: what opening a repository may read (its storage credentials); the process's by default."""
     settings = app.settings
     clock = clock or SystemClock()
-    clients = AzureClients(settings.azure)
-    app._closers.append(clients.close)
+    clients = app.clients
     sql = clients.sql()
     table = TableClient.from_connection_string(settings.storage_connection_string, table_name=POLICIES_TABLE)
     app._closers.append(table.close)
     policies = SqlPolicies(
         AzurePolicyTable(table).ready(), subscription_id=settings.azure.subscription_id, key_vault=settings.key_vault
     )
-    status = TableJobStatusStore.from_connection_string(settings.storage_connection_string, JOBS_TABLE)
-    app._closers.append(status.close)
     staging = BlobBacpacStaging(settings.storage_connection_string)
     app._closers.append(staging.close)
     secrets = SecretResolvers.for_azure(settings.azure, clients.credential)
     repositories = StoreRepositoryOpener(os.environ if env is None else env, clock)
     jobs = SqlRestoreJobs(
         launcher=app.launcher,
-        status=status,
+        status=app.job_status,
         staging=staging,
-        settings=JobSettings(
-            arm=settings.arm_reference,
-            status=StatusRef(endpoint=table_endpoint(settings.storage_connection_string), table=JOBS_TABLE),
-            poll_seconds=settings.worker.poll_seconds,
-            deadline_seconds=settings.worker.deadline_seconds,
-            max_attempts=settings.worker.max_attempts,
-        ),
+        settings=app.job_settings,
         clock=clock,
     )
     return SqlRestoreServices(
@@ -450,15 +419,6 @@ def build_sql_restore_services(
     )
 
 
-_sql_restore_built: dict[int, tuple[Services, SqlRestoreServices]] = {}
-
-
 def sql_restore_services(env: Mapping[str, str] | None = None) -> SqlRestoreServices:
     """The process's SQL restore and browse services, built on first use beside ``services(env)``."""
-    app = services(env)
-    with _lock:
-        found = _sql_restore_built.get(id(app))
-        if found is None or found[0] is not app:
-            found = (app, build_sql_restore_services(app, env=env))
-            _sql_restore_built[id(app)] = found
-        return found[1]
+    return services(env).beside("sql_restore_services", lambda app: build_sql_restore_services(app, env=env))

@@ -39,7 +39,7 @@ from shared.core.errors import (
 )
 from shared.telemetry.spans import current_traceparent
 
-from .job_spec import ArmRef, JobSource, JobSpec, RepositoryRef, StatusRef
+from .job_spec import JobSource, JobSpec, RepositoryRef
 from .job_status import JobStatus, JobStatusStore
 from .messages import JobHandle, Message
 from .plan import Policies
@@ -180,8 +180,6 @@ class VmRestores:
         uploads: UploadTargetFactory,
         status: JobStatusStore,
         jobs: JobSettings,
-        arm: ArmRef,
-        status_ref: StatusRef,
         subscription_id: str,
         clock: Clock,
     ) -> None:
@@ -196,8 +194,6 @@ class VmRestores:
         self._uploads = uploads
         self._status = status
         self._jobs = jobs
-        self._arm = arm
-        self._status_ref = status_ref
         self._clock = clock
 
     # -- planning: every check before anything is created ------------------------------------------
@@ -416,8 +412,8 @@ class VmRestores:
             kind="image-restore",
             attempt=request.attempt,
             repository=plan.repository,
-            arm=self._arm,
-            status=self._status_ref,
+            arm=self._jobs.arm,
+            status=self._jobs.status,
             source=JobSource(kind="upload-disk", disk_id=request.disk_id, snapshot_id=disk.repository_point_id),
             tags={"restore": plan.restore_id, "vm": plan.vm_id, "point": plan.point_id},
             traceparent=current_traceparent(plan.traceparent),
