@@ -3,6 +3,7 @@ budget and a SAS that stops working early. The results must be the same as witho
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -44,6 +45,7 @@ def test_backup_under_arm_faults_and_read_resets_gives_identical_results(
     sdk: ComputeManagementClient,
     faults: AdminClient,
     repo: Repository,
+    stack_file: Path,
     tmp_path: Path,
 ) -> None:
     """A policy run over every disk of a VM, twice (full, then incremental), with 429 and 503 on 5 %
@@ -66,7 +68,7 @@ def test_backup_under_arm_faults_and_read_resets_gives_identical_results(
         results: dict[str, Any] = {}
         for vm_disk in vm.disks:
             disk = compute.get_disk(vm_disk.managed_disk_id or "")
-            image = guest_image(faults, disk, tmp_path / f"guest-{name}-{disk.name}.img")
+            image = guest_image(stack_file, disk, tmp_path / f"guest-{name}-{disk.name}.img")
             snap = compute.create_snapshot(
                 disk, resource_group=vm.resource_group, name=snapshot_name(disk.id, name),
                 tags=snapshot_tags("p", name, disk.name),
@@ -109,8 +111,9 @@ def test_backup_under_arm_faults_and_read_resets_gives_identical_results(
 
 
 def test_exhausted_write_budget_waits_as_retry_after_says(
-    sim: SimulatorEndpoints, sdk: ComputeManagementClient, faults: AdminClient
+    sim: SimulatorEndpoints, sdk: ComputeManagementClient, faults: AdminClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="shared.azure.throttle")
     # The client's own budget is generous here, so the server's budget is what runs out.
     clients = AzureClients(settings_for(sim, arm_writes_per_hour=360_000, arm_write_burst=100))
     compute = clients.compute()
@@ -141,7 +144,11 @@ def test_exhausted_write_budget_waits_as_retry_after_says(
     assert errors == []
     # 24 writes at 3 a second cannot take less than 24 / 3 - 1 seconds; every 429 was waited out.
     assert elapsed >= 7
-    assert status["injected"].get("budget429", 0) > 0
+    refused = status["injected"].get("budget429", 0)
+    assert refused > 0
+    # Each refusal held the process's writes back for exactly the server's Retry-After (1 s here).
+    holds = [r.getMessage() for r in caplog.records if "holding writes back" in r.getMessage()]
+    assert len(holds) == refused and all("back 1.0 s (Retry-After)" in hold for hold in holds), holds
     names = sorted(s.name for d in disks for s in compute.snapshot_chain(d, resource_group=group))
     assert names == [f"b{i}" for i in range(8)]
     assert clients.budget.writes >= 24
@@ -155,13 +162,14 @@ def test_sas_refused_mid_backup_is_renewed(
     faults: AdminClient,
     data_plane: DataPlaneOptions,
     repo: Repository,
+    stack_file: Path,
     tmp_path: Path,
 ) -> None:
     group = make_group(sim)
     vm = make_vm(compute, sdk, group, "slow", data_disks=1)
     disk = compute.get_disk(vm.data_disks[0].managed_disk_id or "")
     faults.guest_write(disk.id, 0, os.urandom(8 * MIB))
-    image = guest_image(faults, disk, tmp_path / "guest.img")
+    image = guest_image(stack_file, disk, tmp_path / "guest.img")
     snap = compute.create_snapshot(disk, resource_group=group, name="s", tags={})
     faults.faults(sas_lifetime_seconds=60)
 

@@ -29,6 +29,7 @@ def test_vhd_disk_full_then_incremental(
     admin: AdminClient,
     data_plane: DataPlaneOptions,
     repo: Repository,
+    stack_file: Path,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -39,7 +40,7 @@ def test_vhd_disk_full_then_incremental(
     admin.guest_write(uri, 0, os.urandom(128 * KIB))
     admin.guest_write(uri, 10 * MIB + 100, os.urandom(3 * MIB))
     admin.guest_write(uri, size - 512, os.urandom(512))
-    first_image = guest_image(admin, uri, tmp_path / "guest-1.img")
+    first_image = guest_image(stack_file, uri, tmp_path / "guest-1.img")
     vhds = VhdBlobs(data_plane)
     first = vhds.create_snapshot(uri, metadata={"bulwark_session": "s1"})
 
@@ -53,7 +54,7 @@ def test_vhd_disk_full_then_incremental(
 
     admin.guest_write(uri, 40 * MIB, os.urandom(8 * KIB))
     admin.guest_trim(uri, 11 * MIB, 2 * MIB)
-    second_image = guest_image(admin, uri, tmp_path / "guest-2.img")
+    second_image = guest_image(stack_file, uri, tmp_path / "guest-2.img")
     second = vhds.create_snapshot(uri)
     with PageBlobSnapshotSource(uri, second, options=data_plane) as source:
         changes = source.changes_since(first)
