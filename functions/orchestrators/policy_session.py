@@ -36,7 +36,6 @@ from shared.services.messages import (
     ForgottenPoints,
     ImageRetentionPlan,
     ImageRetentionRequest,
-    JobHandle,
     ResourceResult,
     SessionPlan,
     SessionProgress,
@@ -48,7 +47,7 @@ from shared.services.messages import (
     worse,
 )
 
-from .flow import BackoffRetry, failure_reason, wait_for_job
+from .flow import BackoffRetry, failure_reason, run_job
 from .tracing import OrchestrationTrace, traced
 
 bp = df.Blueprint()
@@ -221,14 +220,13 @@ def _image_retention(
         )
         if not planned.repository_point_ids:
             return (), ""
-        handle = JobHandle.from_dict(
-            (
-                yield context.call_activity_with_retry(
-                    names.START_MAINTENANCE_JOB, START_RETRY, traced(planned.to_dict(), traceparent)
-                )
-            )
+        maintenance = traced(planned.to_dict(), traceparent)
+        # One attempt (its handle allows no other): what it leaves, the next session's plan finds again.
+        state = yield from run_job(
+            context,
+            lambda _: context.call_activity_with_retry(names.START_MAINTENANCE_JOB, START_RETRY, maintenance),
+            POLL_RETRY,
         )
-        state = yield from wait_for_job(context, handle, POLL_RETRY)
         if state.state != "succeeded":
             return (), f"image retention: the maintenance worker failed: {state.reason}"
         gone = tuple(str(point) for point in state.result.get("forgotten", []))
