@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
+from azure.storage.blob import BlobServiceClient
 from bulwark_local.simulator import running_simulator
 from bulwark_local.simulator.client import AdminClient
 from bulwark_local.stack import running_stack, stack_down
@@ -69,3 +73,46 @@ def test_running_stack_writes_stack_file_and_cleans_up(tmp_path: Path) -> None:
             or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
         )
     assert stack_down(tmp_path / "absent.json") == []
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group: what `make stack-down` must leave empty."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue  # ended while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def test_make_stack_up_and_down_leave_no_process_behind(tmp_path: Path) -> None:
+    """What `make stack-up` / `make stack-down` run, in a subprocess each, on a private stack file."""
+    stack_file, workdir = tmp_path / "stack.json", tmp_path / "work"
+
+    def stack(command: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "bulwark_local.stack", command, "--stack-file", str(stack_file)]
+        return subprocess.run([*argv, "--workdir", str(workdir)], capture_output=True, text=True, timeout=120)
+
+    up = stack("up")
+    assert up.returncode == 0, up.stderr
+    try:
+        described = json.loads(stack_file.read_text())
+        assert described["subscription_id"] == SUBSCRIPTION and described["tenant_id"]
+        assert described["ca_bundle"].startswith(str(workdir)) and Path(described["ca_bundle"]).is_file()
+        pids = described["pids"]
+        assert set(pids) == {"azurite", "simulator"} and all(_group_members(pid) for pid in pids.values())
+        assert AdminClient(described["arm_endpoint"], described["ca_bundle"]).health()["ok"] is True
+        blobs = BlobServiceClient.from_connection_string(described["storage_connection_string"])
+        blobs.create_container(f"probe-{uuid.uuid4().hex[:6]}")  # Azurite answers with the given key
+        assert stack("status").returncode == 0
+        assert stack("up").returncode == 0  # a running stack is reused, not started twice
+        assert json.loads(stack_file.read_text())["pids"] == pids
+    finally:
+        down = stack("down")
+    assert down.returncode == 0 and "stopped 2 process groups" in down.stdout
+    assert not stack_file.exists() and stack("status").returncode == 1
+    for pid in pids.values():
+        assert _group_members(pid) == [], f"process group {pid} outlived stack-down"
