@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute import models as cm
 from bulwark_local.simulator import SimulatorEndpoints
+from bulwark_local.simulator.client import AdminClient
 
 from .conftest import LOCATION, SUBSCRIPTION, arm_call
 
@@ -198,9 +201,12 @@ def test_lro_reports_in_progress_first(compute: ComputeManagementClient, resourc
     assert disk.provisioning_state == "Succeeded"
 
 
-def test_disk_from_snapshot(compute: ComputeManagementClient, resource_group: str) -> None:
+def test_disk_from_snapshot(compute: ComputeManagementClient, resource_group: str, admin: AdminClient) -> None:
     source = make_disk(compute, resource_group, "src", 1)
+    data = os.urandom(64 * 1024)
+    admin.guest_write(source.id, 5 << 20, data)
     snap = snapshot(compute, resource_group, "snap", source.id)
+    admin.guest_write(source.id, 5 << 20, bytes(4096))  # after the snapshot: not in the new disk
     body = cm.Disk(
         location=LOCATION,
         creation_data=cm.CreationData(create_option="Copy", source_resource_id=snap.id),
@@ -208,3 +214,5 @@ def test_disk_from_snapshot(compute: ComputeManagementClient, resource_group: st
     )
     restored = compute.disks.begin_create_or_update(resource_group, "restored", body).result()
     assert restored.disk_size_gb == 2 and restored.creation_data.source_unique_id == snap.unique_id
+    assert admin.guest_info(restored.id)["ranges"] == [[5 << 20, (5 << 20) + len(data)]]
+    assert admin.guest_read(restored.id, 5 << 20, len(data)) == data  # the snapshot's bytes, not the disk's now
