@@ -139,12 +139,16 @@ def test_discovery_skips_master_and_honours_selection(sql: AzureSql, estate: dic
 
 
 def test_unknown_ids_and_groups_are_typed(sql: AzureSql, estate: dict[str, Any]) -> None:
-    with pytest.raises(ResourceGroupNotFoundError, match="nope-group"):
+    with pytest.raises(ResourceGroupNotFoundError, match="nope-group") as no_group:
         sql.list_servers("nope-group")
-    with pytest.raises(AzureResourceNotFoundError, match="ghost"):
+    assert "az group create" in str(no_group.value) and no_group.value.hint  # says what to do
+    with pytest.raises(AzureResourceNotFoundError, match="ghost") as no_database:
         sql.get_database(f"{estate['server']}/databases/ghost")
-    with pytest.raises(AzureResourceNotFoundError):
+    assert not isinstance(no_database.value, ResourceGroupNotFoundError)
+    assert "check the id" in str(no_database.value) and "az resource show" in (no_database.value.hint or "")
+    with pytest.raises(AzureResourceNotFoundError) as no_server:
         sql.get_server(estate["server"] + "x")
+    assert "check the id" in str(no_server.value)
 
 
 def test_preflight_refuses_what_bacpac_cannot_export(
