@@ -555,13 +555,16 @@ class AciProvider:
 
     def _op_headers(self, ctx: Context, record: JsonDict) -> dict[str, str]:
         doc = record["doc"]
+        # The operation reports the group's container events so far, the relaunch's included (as recorded).
+        current = self._state.get("resources", doc["id"].lower()) or record
+        events = [event for info in current["private"]["containers"].values() for event in info.get("events", [])]
         urls = ctx.operations.start(
             ctx,
             namespace=NAMESPACE,
             collection="operations",
             location=location_key(doc["location"]),
             with_p=False,
-            status_body={"id": doc["id"], "startTime": ctx.state.now().isoformat(), "properties": {"events": []}},
+            status_body={"id": doc["id"], "startTime": ctx.state.now().isoformat(), "properties": {"events": events}},
         )
         return lro_headers(ctx, urls, location=False)
 

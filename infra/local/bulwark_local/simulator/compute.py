@@ -576,7 +576,7 @@ class ComputeProvider:
                 profile = self._build_storage(ctx, name, location, storage, existing)
             else:
                 profile = existing["doc"]["properties"]["storageProfile"] if existing else {}
-            os_profile = dict(props.get("osProfile") or {})
+            os_profile = _os_profile_defaults(dict(props.get("osProfile") or {}))
             os_profile.pop("adminPassword", None)
             vm_props: JsonDict = (
                 dict(existing["doc"]["properties"])
@@ -863,15 +863,33 @@ class ComputeProvider:
             "time": now,
         }
         os_profile = doc["properties"].get("osProfile", {})
+        extensions = sorted(record["private"].get("extensions", {}).items())
+        ready = {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready"}
         return {
             "computerName": os_profile.get("computerName", doc["name"]),
             "osName": "Linux" if profile.get("osDisk", {}).get("osType") != "Windows" else "Windows",
             "osVersion": "simulated",
-            "vmAgent": {"vmAgentVersion": "2.2.0", "statuses": [dict(ok, code="ProvisioningState/succeeded")]},
+            "vmAgent": {
+                "vmAgentVersion": "2.2.0",
+                "statuses": [dict(ready, message="GuestAgent is running and processing the extensions.", time=now)],
+                "extensionHandlers": [
+                    {
+                        "type": e["properties"].get("type", ""),
+                        "typeHandlerVersion": e["properties"].get("typeHandlerVersion", ""),
+                        "status": dict(ready, message=f"Plugin enabled (extension name: {n})."),
+                    }
+                    for n, e in extensions
+                ],
+            },
             "disks": [{"name": d.get("name", ""), "statuses": [ok]} for d in disks],
             "extensions": [
-                {"name": n, "type": e["properties"].get("type", ""), "statuses": [ok]}
-                for n, e in sorted(record["private"].get("extensions", {}).items())
+                {
+                    "name": n,
+                    "type": e["properties"].get("type", ""),
+                    "typeHandlerVersion": e["properties"].get("typeHandlerVersion", ""),
+                    "statuses": [dict(ok, message="Plugin enabled.")],
+                }
+                for n, e in extensions
             ],
             "hyperVGeneration": "V1",
             "statuses": [ok, {"code": f"PowerState/{power}", "level": "Info", "displayStatus": f"VM {power}"}],
@@ -983,9 +1001,32 @@ class ComputeProvider:
                 "label": "Executes a PowerShell script" if windows else "Executes a Linux shell script",
                 "description": "Custom script",
                 "script": ["$arguments = '{script}'"] if windows else ["{script}"],
-                "parameters": [],
+                # Both built-in script commands take two optional string arguments (as recorded).
+                "parameters": [{"name": f"arg{i}", "type": "string", "required": False} for i in (1, 2)],
             }
         )
+
+
+def _os_profile_defaults(os_profile: JsonDict) -> JsonDict:
+    """What Azure fills into a VM's osProfile (the recorded VM's keys); a VM from disks has none."""
+    if not os_profile:
+        return os_profile
+    os_profile.setdefault("secrets", [])
+    os_profile.setdefault("allowExtensionOperations", True)
+    os_profile.setdefault("requireGuestProvisionSignal", True)
+    if isinstance(os_profile.get("windowsConfiguration"), dict):
+        windows = dict(os_profile["windowsConfiguration"])
+        windows.setdefault("provisionVMAgent", True)
+        windows.setdefault("enableAutomaticUpdates", True)
+        windows.setdefault("patchSettings", {"patchMode": "AutomaticByOS", "assessmentMode": "ImageDefault"})
+        os_profile["windowsConfiguration"] = windows
+    if isinstance(os_profile.get("linuxConfiguration"), dict):
+        linux = dict(os_profile["linuxConfiguration"])
+        linux.setdefault("disablePasswordAuthentication", False)
+        linux.setdefault("provisionVMAgent", True)
+        linux.setdefault("patchSettings", {"patchMode": "ImageDefault", "assessmentMode": "ImageDefault"})
+        os_profile["linuxConfiguration"] = linux
+    return os_profile
 
 
 def _tags(body: JsonDict) -> JsonDict:

@@ -4,7 +4,9 @@ Stored as given, with the defaults Azure fills in (shapes from the recorded VM s
 201 (create) or 200 (update) with ``provisioningState: Updating`` and only ``Azure-AsyncOperation``
 (``.../Microsoft.Network/locations/{loc}/operations/{id}``, polled as ``{"status"}``); GET gives the
 resource with an ``etag``. Nothing is validated beyond the resource group: a VM may name a NIC that
-does not exist, and no addresses are allocated.
+does not exist. A NIC's IP configurations get what Azure fills in (id, etag, type, a private IPv4
+address from 10.0.0.4 on, the first one primary) and its DNS settings an internal domain suffix, so
+the bodies have the recorded keys; nothing routes.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class NetworkProvider:
         properties.update(body.get("properties") or {})
         if kind != "subnets":
             properties.setdefault("resourceGuid", str(uuid.uuid4()))
+        if kind == "networkInterfaces":
+            _fill_nic(properties, resource_id)
         properties["provisioningState"] = "Succeeded"
         doc: JsonDict = {
             "name": ctx.params.get("child") or ctx.params["name"],
@@ -103,3 +107,35 @@ class NetworkProvider:
                 f"{NAMESPACE}/{kind}", ctx.params.get("child") or ctx.params["name"], ctx.params["resource_group"]
             )
         return json_response(record["doc"])
+
+
+def _fill_nic(properties: JsonDict, nic_id: str) -> None:
+    """What Azure adds to a NIC's IP configurations and DNS settings (the recorded NIC's keys)."""
+    configurations = []
+    for index, given in enumerate(properties.get("ipConfigurations") or []):
+        name = given.get("name") or f"ipconfig{index + 1}"
+        props = {
+            "provisioningState": "Succeeded",
+            "privateIPAddress": f"10.0.0.{4 + index}",  # Azure keeps .0-.3 of a subnet for itself
+            "privateIPAllocationMethod": "Dynamic",
+            "primary": index == 0,
+            "privateIPAddressVersion": "IPv4",
+        }
+        props.update(given.get("properties") or {})
+        configurations.append(
+            {
+                "name": name,
+                "id": f"{nic_id}/ipConfigurations/{name}",
+                "etag": f'W/"{uuid.uuid4()}"',
+                "type": f"{NAMESPACE}/networkInterfaces/ipConfigurations",
+                "properties": props,
+            }
+        )
+    properties["ipConfigurations"] = configurations
+    dns = dict(properties.get("dnsSettings") or {})
+    dns.setdefault("dnsServers", [])
+    dns.setdefault("appliedDnsServers", [])
+    dns.setdefault(
+        "internalDomainNameSuffix", f"{uuid.uuid5(uuid.NAMESPACE_URL, nic_id.lower()).hex}.internal.cloudapp.net"
+    )
+    properties["dnsSettings"] = dns
