@@ -68,6 +68,16 @@ def test_faults_and_aci_commands(stack_file: Path, admin: AdminClient) -> None:
     config = json.loads(run(stack_file, "faults", "set", "--write-budget", "50", "--per-seconds", "10", "--seed", "3"))
     assert config["write_budget"] == 50 and config["write_budget_seconds"] == 10.0 and config["seed"] == 3
     assert json.loads(run(stack_file, "faults", "show"))["config"]["write_budget"] == 50
+    every = json.loads(
+        run(stack_file, "faults", "set", "--arm-429", "0.05", "--retry-after", "7", "--arm-5xx", "0.05",
+            "--status", "503", "--delay", "0.1", "--delay-seconds", "0.2", "--sas-resets", "0.01",
+            "--sas-lifetime", "30")
+    )  # fmt: skip
+    assert {key: every[key] for key in every if key not in ("seed", "write_budget", "write_budget_seconds")} == {
+        "arm_429": 0.05, "arm_429_retry_after": 7, "arm_5xx": 0.05, "arm_5xx_status": 503, "arm_delay": 0.1,
+        "arm_delay_seconds": 0.2, "sas_resets": 0.01, "sas_lifetime_seconds": 30.0,
+    }  # fmt: skip
+    assert every["write_budget"] == 50  # set merges: earlier settings stay
     assert "faults cleared" in run(stack_file, "faults", "clear")
     assert admin.faults()["config"]["write_budget"] == 0
     nothing = CliRunner().invoke(app, ["--stack", str(stack_file), "faults", "set"])
