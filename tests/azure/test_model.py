@@ -82,6 +82,23 @@ def test_settings_from_environment_and_for_the_local_stack() -> None:
     assert AzureSettings.for_local_stack(Stack(), arm_retries=2).arm_endpoint == "https://127.0.0.1:2"
 
 
+def test_credentials_come_from_azure_identity_in_azure_and_a_static_token_locally() -> None:
+    from azure.identity import DefaultAzureCredential
+
+    from shared.azure.credential import StaticTokenCredential, build_credential
+
+    in_azure = AzureSettings.from_mapping({"AZURE_SUBSCRIPTION_ID": "s", "AZURE_CLIENT_ID": "client-1"})
+    credential = build_credential(in_azure)
+    assert isinstance(credential, DefaultAzureCredential)  # managed identity in Azure, az login elsewhere
+    local = AzureSettings.for_local_stack(
+        {"subscription_id": "s", "arm_endpoint": "https://127.0.0.1:1", "ca_bundle": "/ca.pem"}
+    )
+    static = build_credential(local)
+    assert isinstance(static, StaticTokenCredential) and local.static_token
+    assert static.get_token(local.credential_scope).token == local.static_token
+    assert local.static_token not in repr(static)
+
+
 def test_transient_errors_are_typed_and_secret_free() -> None:
     error = translate_arm_error(
         ServiceRequestError(f"Max retries exceeded with url: {SAS}"), action="grant access to", resource=DISK
