@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import ssl
 from functools import partial
+from urllib.parse import urlsplit
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
@@ -56,6 +59,22 @@ def all_diff_ranges(client: BlobClient, previous_sas: str) -> list[tuple[int, in
         page_iterator_class=PageRangePaged,
     )
     return [(r.start, r.end, r.cleared) for r in pages]
+
+
+def raw_put_page(sim: SimulatorEndpoints, sas: str, data: bytes, byte_range: str) -> tuple[int, str | None]:
+    """A Put Page the SDK would not send (it checks alignment itself): the service's own answer."""
+    parts = urlsplit(sas)
+    connection = http.client.HTTPSConnection(
+        parts.hostname or "", parts.port, context=ssl.create_default_context(cafile=sim.ca_bundle), timeout=10
+    )
+    headers = {"x-ms-range": byte_range, "x-ms-page-write": "update", "x-ms-version": "2021-08-06"}
+    try:
+        connection.request("PUT", f"{parts.path}?{parts.query}&comp=page", body=data, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("x-ms-error-code")
+    finally:
+        connection.close()
 
 
 def test_diff_between_snapshots_is_exact(
@@ -141,6 +160,8 @@ def test_upload_disk_then_attach(
     client.clear_page(offset=8 * MIB, length=512)
     with pytest.raises(ValueError):
         client.upload_page(b"x" * 100, offset=3, length=100)  # the SDK refuses misaligned pages itself
+    status, code = raw_put_page(sim, sas, b"x" * 512, "bytes=3-514")  # so does the service
+    assert (status, code) == (416, "InvalidPageRange")
     with pytest.raises(HttpResponseError) as too_big:
         client.upload_page(os.urandom(4 * MIB + 512), offset=4 * MIB, length=4 * MIB + 512)
     assert too_big.value.status_code == 413
