@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml  # pinned in requirements-dev.txt: a missing parser fails, never skips the contract
 from bulwark_local.simulator import SimulatorEndpoints
 from bulwark_local.simulator.client import AdminClient
 
@@ -36,7 +37,6 @@ ARM = "https://management.azure.com"
 def _load(name: str) -> list[dict[str, Any]]:
     if not RECORDINGS.is_dir():
         pytest.skip(f"the recordings are not here: {RECORDINGS} (../shared is absent)")
-    yaml = pytest.importorskip("yaml")
     interactions: list[dict[str, Any]] = yaml.safe_load((RECORDINGS / name).read_text())["interactions"]
     return interactions
 
