@@ -15,7 +15,18 @@ from bulwark_local.simulator import SimulatorEndpoints
 from bulwark_local.simulator.client import AdminClient
 
 from .conftest import arm_call
-from .test_contract import ARM, LRO_HEADERS, _compare_bodies, _headers, _in_progress_polls, _json, _load, _op_key
+from .test_contract import (
+    ARM,
+    COMPUTE_RECORDINGS,
+    LRO_HEADERS,
+    _compare_bodies,
+    _headers,
+    _in_progress_polls,
+    _json,
+    _load,
+    _op_key,
+)
+from .test_contract import RECORDINGS as RECORDINGS_DIR
 
 RECORDINGS = {
     "test_mgmt_sql.test_database.yaml": "westus",
@@ -81,3 +92,11 @@ def test_replay_recording(recording: str, sim: SimulatorEndpoints, admin: AdminC
     print(f"{recording}: {len(interactions)} interactions replayed, {len(mapped)} polling URLs mapped")
     assert len(mapped) >= 2
     assert not mismatches, "\n".join(mismatches)
+
+
+def test_every_recording_is_replayed() -> None:
+    """A recording added to ../shared must join one of the two contract tests."""
+    if not RECORDINGS_DIR.is_dir():
+        pytest.skip(f"the recordings are not here: {RECORDINGS_DIR} (../shared is absent)")
+    present = {path.name for path in RECORDINGS_DIR.glob("*.yaml")}
+    assert present == set(COMPUTE_RECORDINGS) | set(RECORDINGS) and len(present) == 6
