@@ -96,10 +96,12 @@ def test_seed_demo_builds_ext4_estate(
     assert legacy.managed_disk is None and legacy.vhd.uri.startswith(sim.data + "/bulwarkvhds/vhds/")
     assert "exists" in run(stack_file, "seed", "demo")  # idempotent
 
-    out = tmp_path / "db-data.img"
-    run(stack_file, "guest", "read", vms["db-01"].storage_profile.data_disks[0].managed_disk.id, "--out", str(out))
     fsck = shutil.which("e2fsck") or "/usr/sbin/e2fsck"
-    check = subprocess.run([fsck, "-fn", str(out)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
+    os_disk = vms["app-01"].storage_profile.os_disk.managed_disk.id
+    for name, disk_id in (("app-os", os_disk), ("db-data", vms["db-01"].storage_profile.data_disks[0].managed_disk.id)):
+        out = tmp_path / f"{name}.img"
+        run(stack_file, "guest", "read", disk_id, "--out", str(out))
+        check = subprocess.run([fsck, "-fn", str(out)], capture_output=True, text=True)
+        assert check.returncode == 0, name + check.stdout + check.stderr  # a clean ext4 file system
     info = AdminClient(sim.arm, sim.ca_bundle).guest_info(legacy.vhd.uri)
     assert 0 < sum(end - start for start, end in info["ranges"]) < 16 << 20  # sparse: only the file system's data
