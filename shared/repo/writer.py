@@ -2,9 +2,11 @@
 
 One BlockWriter serves one writing session and is driven from a single thread (the pipeline's
 ordering thread); the CPU-heavy work (hash, compress, encrypt) happens before ``add``. Storage
-I/O runs on a separate lane (one thread), so computing the next blocks overlaps writing the
-previous ones; the lane executes in order, so a pack is always committed before the index
-object that names it. The bytes waiting on the lane are bounded, which bounds memory.
+I/O runs on lanes (one thread each), so computing the next blocks overlaps writing the previous
+ones. Each pack is written and committed on one lane, in order; consecutive packs take turns
+across the lanes, so one pack's commit (an fsync, or Azure's Put Block List) overlaps the next
+pack's writes. An index object is stored only after every pack it names is committed. The bytes
+waiting on the lanes are bounded, which bounds memory.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ __all__ = ["BlockWriter", "WriterStats"]
 
 # Write an index object after this many packs, so a resumed run re-uses what a killed one stored.
 _INDEX_EVERY_PACKS = 8
-# Sealed bytes that may wait for the I/O lane before ``add`` blocks.
+# Sealed bytes that may wait for the lanes before ``add`` blocks.
 _MAX_QUEUED = 16 << 20
+# Packs in flight at once: two let one pack's round trips and commit overlap the next pack's
+# writes (scripts/bench_lanes.py measures it); more hold more memory for little more.
+PACK_LANES = 2
 
 
 @dataclass
@@ -39,32 +44,34 @@ class WriterStats:
     index_objects: int = 0
 
 
-class _Lane:
-    """One I/O thread with a bounded queue of bytes; the first failure stops everything after it."""
+class _Lanes:
+    """Single-thread I/O lanes sharing one byte budget; the first failure on any lane stops them all."""
 
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="pack-io")
+    def __init__(self, count: int) -> None:
+        self._pools = [ThreadPoolExecutor(1, thread_name_prefix=f"pack-io-{n}") for n in range(count)]
         self._futures: deque[Future[None]] = deque()
         self._queued = 0
         self._room = threading.Condition()
         self._failed: BaseException | None = None
 
-    def submit(self, action: Callable[[], None], size: int = 0) -> None:
+    def submit(self, lane: int, action: Callable[[], None], size: int = 0) -> Future[None]:
         self.raise_failure()
         with self._room:
             while self._queued and self._queued + size > _MAX_QUEUED and self._failed is None:
                 self._room.wait()
             self._queued += size
-        self._futures.append(self._pool.submit(self._run, action, size))
+        future = self._pools[lane].submit(self._run, action, size)
+        self._futures.append(future)
         while self._futures and self._futures[0].done():
             self._futures.popleft().result()
+        return future
 
     def _run(self, action: Callable[[], None], size: int) -> None:
         try:
             if self._failed is None:
                 action()
         except BaseException as exc:
-            self._failed = exc
+            self._failed = self._failed or exc
             raise
         finally:
             with self._room:
@@ -77,23 +84,47 @@ class _Lane:
 
     def drain(self) -> None:
         while self._futures:
-            self._futures.popleft().result()
+            future = self._futures.popleft()
+            if self._failed is None:
+                future.result()
+            else:
+                future.exception()  # wait for it; the first failure is the one reported
         self.raise_failure()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _PackUpload:
+    """One pack's sink; touched only on its lane, or after the lanes are closed."""
+
+    def __init__(self, pack_id: str, lane: int) -> None:
+        self.pack_id = pack_id
+        self.name = pack_key(pack_id)
+        self.lane = lane
+        self.sink: BlobWriter | None = None
+        self.committed: Future[None] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.committed is not None and self.committed.done() and self.sink is None
 
 
 class BlockWriter:
-    """Use as a context manager: on error, the open pack is abandoned (never half-published)."""
+    """Use as a context manager: on error, every unfinished pack is abandoned (never half-published)."""
 
     def __init__(self, repo: Repository, index: Index) -> None:
         self._repo = repo
         self._index = index
-        self._lane = _Lane()
+        # Lanes 0..PACK_LANES-1 carry packs; the last one carries index objects.
+        self._pack_lanes = PACK_LANES
+        self._lanes = _Lanes(self._pack_lanes + 1)
+        self._index_lane = self._pack_lanes
         self._layout: PackLayout | None = None
-        self._sink: BlobWriter | None = None  # touched only on the lane
-        self._unindexed: list[tuple[str, list[PackEntry]]] = []
+        self._upload: _PackUpload | None = None
+        self._uploads: list[_PackUpload] = []
+        self._unindexed: list[tuple[_PackUpload, list[PackEntry]]] = []
         self._pending: set[bytes] = set()
         self.stats = WriterStats()
 
@@ -101,10 +132,13 @@ class BlockWriter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._lane.close()  # waits for queued I/O; after a failure, queued work is skipped
-        self._abort_sink()  # an unfinished pack is discarded, never published
+        self._lanes.close()  # waits for queued I/O; after a failure, queued work is skipped
+        for upload in self._uploads:  # unfinished packs are discarded, never published
+            if upload.sink is not None:
+                sink, upload.sink = upload.sink, None
+                sink.abort()
         if exc is None:
-            self._lane.raise_failure()
+            self._lanes.raise_failure()
 
     def has(self, block_id: bytes) -> bool:
         """Whether the repository, or this writer's open pack, already holds the block."""
@@ -117,44 +151,51 @@ class BlockWriter:
             layout = None
         if layout is None:
             layout = self._layout = PackLayout(self._repo.config.pack_target)
-            name = pack_key(layout.pack_id)
-            self._lane.submit(lambda: self._open_sink(name))
+            self._upload = self._start_upload(layout.pack_id)
+        upload = self._upload
+        assert upload is not None
         layout.add(block_id, kind, codec, len(sealed), raw_length)
         self._pending.add(block_id)
         self.stats.blocks += 1
-        self._lane.submit(lambda: self._write(sealed), len(sealed))
+        self._lanes.submit(upload.lane, lambda: self._write(upload, sealed), len(sealed))
 
-    def _open_sink(self, name: str) -> None:
-        self._sink = self._repo.store.open_writer(name)
+    def _start_upload(self, pack_id: str) -> _PackUpload:
+        upload = _PackUpload(pack_id, self.stats.packs % self._pack_lanes)
+        # Forget packs already committed; the rest are aborted if the session fails.
+        self._uploads = [u for u in self._uploads if not u.finished]
+        self._uploads.append(upload)
+        self._lanes.submit(upload.lane, lambda: self._open(upload))
+        return upload
 
-    def _write(self, data: bytes | bytearray) -> None:
-        assert self._sink is not None
-        self._sink.write(data)
+    def _open(self, upload: _PackUpload) -> None:
+        upload.sink = self._repo.store.open_writer(upload.name)
 
-    def _commit_sink(self) -> None:
-        assert self._sink is not None
-        sink, self._sink = self._sink, None
-        sink.commit()
+    @staticmethod
+    def _write(upload: _PackUpload, data: bytes | bytearray) -> None:
+        assert upload.sink is not None
+        upload.sink.write(data)
 
-    def _abort_sink(self) -> None:
-        if self._sink is not None:
-            sink, self._sink = self._sink, None
-            sink.abort()
+    @staticmethod
+    def _commit(upload: _PackUpload) -> None:
+        assert upload.sink is not None
+        upload.sink.commit()
+        upload.sink = None
 
     def _seal_pack(self) -> None:
-        layout, self._layout = self._layout, None
-        if layout is None or layout.is_empty:
+        layout, upload = self._layout, self._upload
+        self._layout = self._upload = None
+        if layout is None or upload is None or layout.is_empty:
             return
         trailer = layout.trailer(self._repo.key)
-        self._lane.submit(lambda: self._write(trailer), len(trailer))
-        self._lane.submit(self._commit_sink)
+        self._lanes.submit(upload.lane, lambda: self._write(upload, trailer), len(trailer))
+        upload.committed = self._lanes.submit(upload.lane, lambda: self._commit(upload))
         self.stats.packs += 1
         self.stats.bytes_stored += layout.size + len(trailer)
-        # The dedup view may learn the blocks now: the lane stores the pack before any index
-        # or point that could reference them.
+        # The dedup view may learn the blocks now: no index or point can reference them before
+        # the pack is committed (index objects wait for it, points for flush).
         self._index.add_pack(layout.pack_id, layout.entries)
         self._pending.clear()
-        self._unindexed.append((layout.pack_id, layout.entries))
+        self._unindexed.append((upload, layout.entries))
         if len(self._unindexed) >= _INDEX_EVERY_PACKS:
             self._write_index()
 
@@ -162,13 +203,21 @@ class BlockWriter:
         if not self._unindexed:
             return
         name = new_index_key()
-        sealed = seal_object(self._repo.key, ObjectType.INDEX, name, encode_index(self._unindexed))
+        packs = [(upload.pack_id, entries) for upload, entries in self._unindexed]
+        commits = [upload.committed for upload, _ in self._unindexed if upload.committed is not None]
+        sealed = seal_object(self._repo.key, ObjectType.INDEX, name, encode_index(packs))
         self._unindexed = []
         self.stats.index_objects += 1
-        self._lane.submit(lambda: self._repo.store.put(name, sealed), len(sealed))
+
+        def store_after_its_packs() -> None:
+            for committed in commits:
+                committed.result()  # a pack that failed fails its index too
+            self._repo.store.put(name, sealed)
+
+        self._lanes.submit(self._index_lane, store_after_its_packs, len(sealed))
 
     def flush(self) -> None:
         """Store the open pack and index everything stored; returns once all of it is durable."""
         self._seal_pack()
         self._write_index()
-        self._lane.drain()
+        self._lanes.drain()
