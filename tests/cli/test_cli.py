@@ -355,3 +355,23 @@ def test_prune_while_a_backup_runs_loses_nothing(repo: Path, tmp_path: Path) -> 
     final = json.loads(run("prune", "--repo", str(repo), "--json").stdout)
     assert final["deferred"] == ""
     assert "verify ok" in run("verify", "--repo", str(repo), "--read-data").stderr
+
+
+def test_each_command_loads_only_the_families_that_define_it() -> None:
+    import argparse
+    import importlib
+
+    from shared.cli.main import FAMILIES, OWNERS
+
+    defined: dict[str, list[str]] = {}
+    for family in FAMILIES:
+        parser = argparse.ArgumentParser()
+        commands = parser.add_subparsers()
+        importlib.import_module(f"shared.cli.{family}").register(commands)
+        for name in commands.choices:
+            defined.setdefault(name, []).append(family)
+    assert {name: tuple(families) for name, families in defined.items()} == OWNERS
+    probe = "import sys, shared.cli.main as m; m.build_parser('backup-image'); print(sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "shared.cli.image_commands" in loaded
+    assert "shared.cli.catalog_commands" not in loaded and "shared.cli.report_commands" not in loaded
