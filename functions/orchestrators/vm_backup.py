@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
+from azure.durable_functions.models.Task import TaskBase
 
 from functions import names
 from shared.services.messages import (
@@ -37,11 +37,8 @@ from shared.services.messages import (
     RESULT_WARNING,
     DiskOutcome,
     DiskTarget,
-    JobHandle,
     JobState,
     PointRecord,
-    PollJobsRequest,
-    PollJobsResult,
     RecordPointsRequest,
     ResourceResult,
     RetentionRequest,
@@ -53,7 +50,7 @@ from shared.services.messages import (
     worse,
 )
 
-from .flow import BackoffRetry, each_completed, failure_reason
+from .flow import BackoffRetry, JobsProgress, each_completed, failure_reason, run_jobs
 from .tracing import OrchestrationTrace
 
 bp = df.Blueprint()
@@ -63,7 +60,6 @@ START_RETRY = BackoffRetry(10, 4)
 POLL_RETRY = BackoffRetry(5, 3)
 RECORD_RETRY = BackoffRetry(5, 5)
 RETENTION_RETRY = BackoffRetry(10, 3)
-MAX_POLL_FAILURES = 5
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.VM_BACKUP)
@@ -165,108 +161,29 @@ def _run_jobs(
     disks: Sequence[DiskTarget],
     snapshots: dict[str, SnapshotResult],
 ) -> Generator[Any, Any, dict[str, JobState]]:
-    """Run one worker job per disk to its end; returns the final state per disk id."""
-    final: dict[str, JobState] = {}
-    if not disks:
-        return final
+    """Run one worker job per disk to its end, at most ``worker_slots`` at once (the session's
+    share of workers_in_flight); returns the final state per disk id."""
+    by_disk = {disk.disk_id: disk for disk in disks}
 
-    def start(disk: DiskTarget, attempt: int) -> Any:
+    def start(disk_id: str, attempt: int) -> TaskBase:
+        disk = by_disk[disk_id]
         job = StartJobRequest(
             request.policy_id,
             request.session_id,
             request.vm.vm_id,
             request.vm.location,
             disk,
-            snapshots[disk.disk_id].snapshot_id,
+            snapshots[disk_id].snapshot_id,
             attempt,
             request.traceparent,
         )
         return context.call_activity_with_retry(names.START_BACKUP_JOB, START_RETRY, job.to_dict())
 
-    handles: dict[str, JobHandle] = {}
-    deadlines: dict[str, datetime] = {}
-    # At most ``slots`` workers at once (the session's share of workers_in_flight); the rest wait.
-    slots = request.worker_slots or len(disks)
-    waiting = list(disks)
+    def report(progress: JobsProgress) -> None:
+        status = {"phase": "image-level backup", "vm": request.vm.name, "jobs_running": progress.running}
+        context.set_custom_status({**status, "bytes": progress.progress_bytes})
 
-    def start_waiting() -> Generator[Any, Any, None]:
-        batch = waiting[: max(0, slots - len(handles))]
-        del waiting[: len(batch)]
-        started = yield from each_completed(context, [start(disk, 1) for disk in batch])
-        for disk, (ok, value) in zip(batch, started, strict=True):
-            if ok:
-                handle = JobHandle.from_dict(value)
-                handles[disk.disk_id] = handle
-                deadlines[disk.disk_id] = context.current_utc_datetime + timedelta(seconds=handle.deadline_seconds)
-            else:
-                final[disk.disk_id] = _failed(f"the worker did not start: {failure_reason(value)}")
-
-    yield from start_waiting()
-    by_disk = {disk.disk_id: disk for disk in disks}
-    poll_failures = 0
-    while handles or waiting:
-        if not handles:
-            yield from start_waiting()  # every running worker failed to start: the next ones may
-            continue
-        interval = min(handle.poll_seconds for handle in handles.values())
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=interval))
-        try:
-            polled = yield context.call_activity_with_retry(
-                names.POLL_BACKUP_JOBS, POLL_RETRY, PollJobsRequest(tuple(handles.values())).to_dict()
-            )
-        except Exception as error:
-            poll_failures += 1
-            if poll_failures < MAX_POLL_FAILURES:
-                continue
-            reason = f"could not learn the workers' state: {failure_reason(error)}"
-            for disk_id, handle in handles.items():
-                final[disk_id] = JobState(handle.job_id, handle.attempt, "failed", reason=reason)
-            for disk in waiting:
-                final[disk.disk_id] = _failed(f"not started: {reason}")
-            break
-        poll_failures = 0
-        progress = 0
-        disk_of_job = {handle.job_id: disk_id for disk_id, handle in handles.items()}
-        for state in PollJobsResult.from_dict(polled).jobs:
-            disk_id = disk_of_job[state.job_id]
-            handle = handles[disk_id]
-            if state.state == "succeeded":
-                final[disk_id] = state
-                del handles[disk_id]
-            elif state.state == "failed":
-                del handles[disk_id]
-                if state.retryable and handle.attempt < handle.max_attempts:
-                    try:
-                        again = yield start(by_disk[disk_id], handle.attempt + 1)
-                    except Exception as error:
-                        final[disk_id] = _failed(f"the worker did not start: {failure_reason(error)}")
-                    else:
-                        handles[disk_id] = JobHandle.from_dict(again)
-                else:
-                    tries = f" (attempt {handle.attempt} of {handle.max_attempts})" if handle.attempt > 1 else ""
-                    final[disk_id] = replace(state, reason=f"{state.reason}{tries}")
-            elif context.current_utc_datetime >= deadlines[disk_id]:
-                del handles[disk_id]
-                reason = f"the worker did not finish within {handle.deadline_seconds} s"
-                try:
-                    yield context.call_activity_with_retry(
-                        names.STOP_BACKUP_JOBS, POLL_RETRY, PollJobsRequest((handle,)).to_dict()
-                    )
-                except Exception as error:
-                    reason += f" and could not be stopped: {failure_reason(error)}"
-                final[disk_id] = JobState(handle.job_id, handle.attempt, "failed", reason=reason)
-            else:
-                progress += state.progress_bytes
-        if waiting and len(handles) < slots:
-            yield from start_waiting()
-        context.set_custom_status(
-            {"phase": "image-level backup", "vm": request.vm.name, "jobs_running": len(handles), "bytes": progress}
-        )
-    return final
-
-
-def _failed(reason: str) -> JobState:
-    return JobState(job_id="", attempt=0, state="failed", reason=reason)
+    return (yield from run_jobs(context, list(by_disk), start, POLL_RETRY, slots=request.worker_slots, on_poll=report))
 
 
 def _point(
