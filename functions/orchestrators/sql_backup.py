@@ -32,6 +32,7 @@ from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
+from azure.durable_functions.models.Task import TaskBase
 
 from functions import names
 from shared.services.messages import (
@@ -41,11 +42,8 @@ from shared.services.messages import (
     RESULT_WARNING,
     SQL_STAGING,
     DiskOutcome,
-    JobHandle,
     JobState,
     PointRecord,
-    PollJobsRequest,
-    PollJobsResult,
     RecordPointsRequest,
     ResourceResult,
     SqlBackupRequest,
@@ -58,7 +56,7 @@ from shared.services.messages import (
     worse,
 )
 
-from .flow import BackoffRetry, failure_reason
+from .flow import BackoffRetry, JobsProgress, failure_reason, run_job
 from .tracing import OrchestrationTrace
 
 bp = df.Blueprint()
@@ -70,7 +68,6 @@ START_RETRY = BackoffRetry(10, 4)
 POLL_RETRY = BackoffRetry(5, 3)
 RECORD_RETRY = BackoffRetry(5, 5)
 CLEANUP_RETRY = BackoffRetry(10, 5)
-MAX_POLL_FAILURES = 5
 EXPORT_HOURS = 21  # the export service cancels exports after 20 hours
 
 
@@ -219,7 +216,7 @@ def _run_job(
 ) -> Generator[Any, Any, JobState]:
     """Run the BACPAC worker job to its end (another attempt when a worker is lost); its final state."""
 
-    def start(attempt: int) -> Any:
+    def start(attempt: int) -> TaskBase:
         job = StartBacpacJobRequest(
             request.policy_id,
             request.session_id,
@@ -232,50 +229,8 @@ def _run_job(
         )
         return context.call_activity_with_retry(names.START_BACPAC_JOB, START_RETRY, job.to_dict())
 
-    try:
-        handle = JobHandle.from_dict((yield start(1)))
-    except Exception as error:
-        return JobState("", 0, "failed", reason=f"the worker did not start: {failure_reason(error)}")
-    deadline = context.current_utc_datetime + timedelta(seconds=handle.deadline_seconds)
-    poll_failures = 0
-    while True:
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=handle.poll_seconds))
-        try:
-            polled = yield context.call_activity_with_retry(
-                names.POLL_BACKUP_JOBS, POLL_RETRY, PollJobsRequest((handle,)).to_dict()
-            )
-        except Exception as error:
-            poll_failures += 1
-            if poll_failures < MAX_POLL_FAILURES:
-                continue
-            return JobState(
-                handle.job_id,
-                handle.attempt,
-                "failed",
-                reason=f"could not learn the worker's state: {failure_reason(error)}",
-            )
-        poll_failures = 0
-        [state] = PollJobsResult.from_dict(polled).jobs
-        if state.state == "succeeded":
-            return state
-        if state.state == "failed":
-            if state.retryable and handle.attempt < handle.max_attempts:
-                try:
-                    handle = JobHandle.from_dict((yield start(handle.attempt + 1)))
-                except Exception as error:
-                    return JobState("", 0, "failed", reason=f"the worker did not start: {failure_reason(error)}")
-                continue
-            tries = f" (attempt {handle.attempt} of {handle.max_attempts})" if handle.attempt > 1 else ""
-            return replace(state, reason=f"{state.reason}{tries}")
-        if context.current_utc_datetime >= deadline:
-            reason = f"the worker did not finish within {handle.deadline_seconds} s"
-            try:
-                yield context.call_activity_with_retry(
-                    names.STOP_BACKUP_JOBS, POLL_RETRY, PollJobsRequest((handle,)).to_dict()
-                )
-            except Exception as error:
-                reason += f" and could not be stopped: {failure_reason(error)}"
-            return JobState(handle.job_id, handle.attempt, "failed", reason=reason)
-        context.set_custom_status(
-            {"phase": "storing the BACPAC", "database": request.database.name, "bytes": state.progress_bytes}
-        )
+    def report(progress: JobsProgress) -> None:
+        status = {"phase": "storing the BACPAC", "database": request.database.name}
+        context.set_custom_status({**status, "bytes": progress.progress_bytes})
+
+    return (yield from run_job(context, start, POLL_RETRY, on_poll=report))
