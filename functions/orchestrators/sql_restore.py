@@ -24,15 +24,16 @@ input, the plan or the results: the SQL password and the staging blob's SAS are 
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
+from azure.durable_functions.models.Task import TaskBase
 
 from functions import names
-from shared.services.messages import RESULT_FAILED, RESULT_SUCCESS, JobHandle, JobState, PollJobsRequest, PollJobsResult
+from shared.services.messages import RESULT_FAILED, RESULT_SUCCESS, JobState
 from shared.services.sql_restore import (
     SqlRestoreCleanupRequest,
     SqlRestoreImport,
@@ -44,7 +45,7 @@ from shared.services.sql_restore import (
     SqlRestoreSwap,
 )
 
-from .flow import BackoffRetry, failure_reason
+from .flow import BackoffRetry, JobsProgress, failure_reason, run_job
 from .tracing import OrchestrationTrace
 
 bp = df.Blueprint()
@@ -53,7 +54,6 @@ START_RETRY = BackoffRetry(10, 4)
 POLL_RETRY = BackoffRetry(5, 3)
 SWAP_RETRY = BackoffRetry(10, 3)
 CLEANUP_RETRY = BackoffRetry(10, 5)
-MAX_POLL_FAILURES = 5
 IMPORT_HOURS = 21  # the import/export service cancels operations after 20 hours
 
 
@@ -157,56 +157,16 @@ def sql_restore_orchestrator(context: df.DurableOrchestrationContext) -> Generat
 
 
 def _run_job(
-    context: df.DurableOrchestrationContext, plan: SqlRestorePlan, phase: Any
+    context: df.DurableOrchestrationContext, plan: SqlRestorePlan, phase: Callable[..., None]
 ) -> Generator[Any, Any, JobState]:
     """Run the ``bacpac-restore`` worker to its end (another attempt when one is lost); its final state."""
 
-    def start(attempt: int) -> Any:
+    def start(attempt: int) -> TaskBase:
         job = SqlRestoreJobRequest(plan, attempt)
         return context.call_activity_with_retry(names.START_SQL_RESTORE_JOB, START_RETRY, job.to_dict())
 
-    try:
-        handle = JobHandle.from_dict((yield start(1)))
-    except Exception as error:
-        return JobState("", 0, "failed", reason=f"the worker did not start: {failure_reason(error)}")
-    deadline = context.current_utc_datetime + timedelta(seconds=handle.deadline_seconds)
-    poll_failures = 0
-    while True:
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=handle.poll_seconds))
-        try:
-            polled = yield context.call_activity_with_retry(
-                names.POLL_BACKUP_JOBS, POLL_RETRY, PollJobsRequest((handle,)).to_dict()
-            )
-        except Exception as error:
-            poll_failures += 1
-            if poll_failures < MAX_POLL_FAILURES:
-                continue
-            return JobState(
-                handle.job_id,
-                handle.attempt,
-                "failed",
-                reason=f"the worker's state is unknown: {failure_reason(error)}",
-            )
-        poll_failures = 0
-        [state] = PollJobsResult.from_dict(polled).jobs
-        if state.state == "succeeded":
-            return state
-        if state.state == "failed":
-            if state.retryable and handle.attempt < handle.max_attempts:
-                try:
-                    handle = JobHandle.from_dict((yield start(handle.attempt + 1)))
-                except Exception as error:
-                    return JobState("", 0, "failed", reason=f"the worker did not start: {failure_reason(error)}")
-                continue
-            return state
-        if context.current_utc_datetime >= deadline:
-            try:
-                yield context.call_activity_with_retry(
-                    names.STOP_BACKUP_JOBS, POLL_RETRY, PollJobsRequest((handle,)).to_dict()
-                )
-            except Exception as error:
-                reason = f"it did not finish in time, and stopping it failed: {failure_reason(error)}"
-                return JobState(handle.job_id, handle.attempt, "failed", reason=reason)
-            return JobState(handle.job_id, handle.attempt, "failed", reason="it did not finish in time")
-        if state.progress_bytes:
-            phase("rebuilding the BACPAC", bytes=state.progress_bytes, total=plan.size_bytes)
+    def report(progress: JobsProgress) -> None:
+        if progress.progress_bytes:
+            phase("rebuilding the BACPAC", bytes=progress.progress_bytes, total=plan.size_bytes)
+
+    return (yield from run_job(context, start, POLL_RETRY, on_poll=report))
