@@ -7,7 +7,8 @@
    an empty upload disk of the point's size;
 2. repository path: start_restore_job per disk (a worker writes the point through the disk's write
    SAS and ends the upload), then poll_backup_jobs on a durable timer until each job ends; a worker
-   that ended without a result gets another attempt, up to the limit;
+   that ended without a result gets another attempt, up to the limit; a disk that fails (or runs
+   past the deadline) stops the other workers, since the restore fails as a whole;
 3. VM restores: create_restored_vm with the same LUNs (replacing: the original is deleted with its
    disks kept, and put back if the new VM cannot be created);
 4. any failure: delete_restore_disks removes every disk this restore created, then the restore
@@ -19,15 +20,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
+from azure.durable_functions.models.Task import TaskBase
 
 from functions import names
-from shared.services.messages import JobHandle, PollJobsRequest, PollJobsResult
+from shared.services.messages import JobState
 from shared.services.vm_restore import (
     CreatedDisk,
     CreateDiskRequest,
@@ -38,7 +39,7 @@ from shared.services.vm_restore import (
     StartRestoreJob,
 )
 
-from .flow import BackoffRetry, each_completed, failure_reason
+from .flow import BackoffRetry, JobsProgress, each_completed, failure_reason, run_jobs
 from .tracing import OrchestrationTrace
 
 bp = df.Blueprint()
@@ -47,7 +48,6 @@ CREATE_RETRY = BackoffRetry(10, 4)
 START_RETRY = BackoffRetry(10, 4)
 POLL_RETRY = BackoffRetry(5, 3)
 CLEANUP_RETRY = BackoffRetry(10, 5)
-MAX_POLL_FAILURES = 5
 
 
 class _Failed(Exception):
@@ -122,72 +122,33 @@ def restore_vm_orchestrator(context: df.DurableOrchestrationContext) -> Generato
 def _write_disks(
     context: df.DurableOrchestrationContext, plan: RestorePlan, created: list[CreatedDisk]
 ) -> Generator[Any, Any, int]:
-    """One worker per upload disk, run to its end; the bytes written. Raises _Failed."""
+    """One worker per upload disk, run to its end (all or nothing: a failed disk stops the others);
+    the bytes written. Raises _Failed."""
     by_lun = {d.lun: d for d in plan.disks}
+    disks = {d.disk_id: d for d in created}
 
-    def start(disk: CreatedDisk, attempt: int) -> Any:
+    def start(disk_id: str, attempt: int) -> TaskBase:
+        disk = disks[disk_id]
         request = StartRestoreJob(plan, by_lun[disk.lun], disk.disk_id, attempt)
         return context.call_activity_with_retry(names.START_RESTORE_JOB, START_RETRY, request.to_dict())
 
+    def written(states: Mapping[str, JobState]) -> int:
+        return sum(int(state.result.get("bytes_written", 0)) for state in states.values())
+
+    def report(progress: JobsProgress) -> None:
+        status = {"phase": "writing disks", "what": plan.what, "jobs_running": progress.running}
+        context.set_custom_status({**status, "bytes_written": written(progress.ended) + progress.progress_bytes})
+
     context.set_custom_status({"phase": "writing disks", "what": plan.what, "disks": len(created), "bytes_written": 0})
-    handles: dict[str, JobHandle] = {}
-    for disk, (ok, value) in zip(
-        created, (yield from each_completed(context, [start(d, 1) for d in created])), strict=True
-    ):
-        if not ok:
-            raise _Failed(f"the worker for disk {_label(by_lun[disk.lun])} did not start: {failure_reason(value)}")
-        handles[disk.disk_id] = JobHandle.from_dict(value)
-    deadline = context.current_utc_datetime + timedelta(seconds=max(h.deadline_seconds for h in handles.values()))
-    disks = {d.disk_id: d for d in created}
-    written = 0
-    poll_failures = 0
-    while handles:
-        interval = min(handle.poll_seconds for handle in handles.values())
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=interval))
-        try:
-            polled = yield context.call_activity_with_retry(
-                names.POLL_BACKUP_JOBS, POLL_RETRY, PollJobsRequest(tuple(handles.values())).to_dict()
-            )
-        except Exception as error:
-            poll_failures += 1
-            if poll_failures < MAX_POLL_FAILURES:
-                continue
-            raise _Failed(f"could not learn the workers' state: {failure_reason(error)}") from None
-        poll_failures = 0
-        progress = 0
-        disk_of_job = {handle.job_id: disk_id for disk_id, handle in handles.items()}
-        for state in PollJobsResult.from_dict(polled).jobs:
-            disk_id = disk_of_job[state.job_id]
-            handle = handles[disk_id]
-            label = _label(by_lun[disks[disk_id].lun])
-            if state.state == "succeeded":
-                written += int(state.result.get("bytes_written", 0))
-                del handles[disk_id]
-            elif state.state == "failed":
-                del handles[disk_id]
-                if not (state.retryable and handle.attempt < handle.max_attempts):
-                    raise _Failed(f"writing disk {label} failed: {state.reason}")
-                try:
-                    again = yield start(disks[disk_id], handle.attempt + 1)
-                except Exception as error:
-                    raise _Failed(f"the worker for disk {label} did not start: {failure_reason(error)}") from None
-                handles[disk_id] = JobHandle.from_dict(again)
-            elif context.current_utc_datetime >= deadline:
-                yield context.call_activity_with_retry(
-                    names.STOP_BACKUP_JOBS, POLL_RETRY, PollJobsRequest(tuple(handles.values())).to_dict()
-                )
-                raise _Failed(f"writing disk {label} did not finish within {handle.deadline_seconds} s")
-            else:
-                progress += state.progress_bytes
-        context.set_custom_status(
-            {
-                "phase": "writing disks",
-                "what": plan.what,
-                "jobs_running": len(handles),
-                "bytes_written": written + progress,
-            }
-        )
-    return written
+    states = yield from run_jobs(context, list(disks), start, POLL_RETRY, all_or_nothing=True, on_poll=report)
+    problems = [
+        f"writing disk {_label(by_lun[disk.lun])} failed: {state.reason}"
+        for disk in created
+        if (state := states.get(disk.disk_id)) and state.state != "succeeded"
+    ]
+    if problems:
+        raise _Failed("; ".join(problems))
+    return written(states)
 
 
 def _label(disk: DiskPlan) -> str:
