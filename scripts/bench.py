@@ -1,7 +1,8 @@
 """The data-mover benchmark: Bulwark side by side with restic and borg on the same image.
 
     python -m scripts.bench [--size-mib 1024] [--trials 1] [--tools bulwark,borg,restic]
-                            [--memory-runs 64:4,1024:4] [--orchestration-vms 200] [--workdir DIR] [--keep]
+                            [--memory-runs 64:4,1024:4] [--orchestration-vms 200] [--restore-disk-gib 4]
+                            [--lanes-mib 512] [--workdir DIR] [--keep]
 
 One run, one machine, one image (scripts.make_image: ~30 % holes, ~40 % compressible, ~30 %
 random). Per tool and trial: a fresh repository; full backup; the image is mutated in place (2 % of
@@ -19,7 +20,9 @@ hash + zstd-1 + AES-256-GCM on 1 MiB blocks with two threads, the best any pipel
 
 Last, the orchestration run (scripts.bench_orchestration): one snapshot-only session of the function
 app in the local runtime over N simulated VMs with two disks each, for the orchestration overhead
-per resource.
+per resource. The restore run (scripts.bench_restore) writes a point back into a simulated upload
+disk, and the upload-lanes run (scripts.bench_lanes) shows what writing packs on two lanes buys when
+every storage request has a round trip.
 
 Results go to stdout (tables) and bench-results/bench.json. The exit status is non-zero when a
 restore is not byte-identical; missed speed targets are reported, not fatal.
@@ -52,6 +55,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rich.console import Console
 from rich.table import Table
 
+from scripts.bench_lanes import LanesBench, lanes_table, run_lanes_bench
 from scripts.bench_orchestration import OrchestrationResult, orchestration_table, run_orchestration_bench
 from scripts.bench_restore import RestoreBench, restore_table, run_restore_bench
 from scripts.make_image import MIB, Kind, Layout, allocated_bytes, build_image, mutate_image, plan_layout
@@ -108,6 +112,7 @@ class Options:
     keep: bool
     orchestration_vms: int = 200
     restore_disk_gib: int = 4
+    lanes_mib: int = 512
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -145,6 +150,13 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         help="restore run: back up a simulated disk this big (1 GiB of data) and restore it into an upload "
         "disk, and extract a 100 MiB file from a point of an ext4 disk this big; 0 skips (default 4)",
     )
+    parser.add_argument(
+        "--lanes-mib",
+        type=int,
+        default=512,
+        help="upload-lanes run (scripts.bench_lanes): a full backup of an image this big into a store with "
+        "modelled round trips, on one pack lane and on the default two; 0 skips (default 512)",
+    )
     parser.add_argument("--workdir", type=Path, help="parent of the scratch directory (default /var/tmp or /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -166,6 +178,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         args.keep,
         args.orchestration_vms,
         args.restore_disk_gib,
+        args.lanes_mib,
     )
 
 
@@ -932,6 +945,7 @@ class Outcome:
     scaling: list[StepResult]
     orchestration: OrchestrationResult | None = None
     restore: RestoreBench | None = None
+    lanes: LanesBench | None = None
 
     @property
     def steps(self) -> list[StepResult]:
@@ -969,7 +983,11 @@ def measure(options: Options, run: Runner, scratch: Path) -> Outcome:
     if options.restore_disk_gib:
         console.print(f"restore run: a {options.restore_disk_gib} GiB simulated disk and a 100 MiB file")
         restore = run_restore_bench(disk_gib=options.restore_disk_gib, workdir=scratch)
-    return Outcome(layout, ceiling, trials, memory, scaling, orchestration, restore)
+    lanes = None
+    if options.lanes_mib:
+        console.print(f"upload-lanes run: a {options.lanes_mib} MiB image into a store with modelled round trips")
+        lanes = run_lanes_bench(size_mib=options.lanes_mib, workdir=scratch)
+    return Outcome(layout, ceiling, trials, memory, scaling, orchestration, restore, lanes)
 
 
 def report(outcome: Outcome, options: Options, run: Runner) -> bool:
@@ -987,6 +1005,8 @@ def report(outcome: Outcome, options: Options, run: Runner) -> bool:
         console.print(orchestration_table(outcome.orchestration))
         run_ok = outcome.orchestration.passed
         found.append(Verdict("orchestration session: every VM Success", str(run_ok), "True", run_ok))
+    if outcome.lanes is not None:
+        console.print(lanes_table(outcome.lanes))
     if outcome.restore is not None:
         restored = outcome.restore
         console.print(restore_table(restored))
@@ -1026,6 +1046,7 @@ def report(outcome: Outcome, options: Options, run: Runner) -> bool:
             "scaling": [asdict(m) for m in outcome.scaling],
             "orchestration": asdict(outcome.orchestration) if outcome.orchestration is not None else None,
             "restore": asdict(outcome.restore) if outcome.restore is not None else None,
+            "lanes": asdict(outcome.lanes) | {"gain": outcome.lanes.gain} if outcome.lanes is not None else None,
             "targets": [asdict(v) for v in found],
             "restores_identical": identical,
         }
