@@ -209,18 +209,15 @@ def _image_retention(
     forgets and prunes, the catalog drops them. Returns (catalog points dropped, a note on failure)."""
     vm_ids = tuple(vm.vm_id for vm in plan.vms)
     now = format_time(context.current_utc_datetime)
-    request = ImageRetentionRequest(policy_id, session_id, vm_ids, plan.vms[0].location, now)
+    request = ImageRetentionRequest(policy_id, session_id, vm_ids, plan.vms[0].location, now, traceparent)
     try:
         planned = ImageRetentionPlan.from_dict(
-            (
-                yield context.call_activity_with_retry(
-                    names.PLAN_IMAGE_RETENTION, DISCOVER_RETRY, traced(request.to_dict(), traceparent)
-                )
-            )
+            (yield context.call_activity_with_retry(names.PLAN_IMAGE_RETENTION, DISCOVER_RETRY, request.to_dict()))
         )
         if not planned.repository_point_ids:
             return (), ""
-        maintenance = traced(planned.to_dict(), traceparent)
+        # The start activity's span is the worker's parent (its spec carries it), under this orchestration.
+        maintenance = replace(planned, traceparent=traceparent).to_dict()
         # One attempt (its handle allows no other): what it leaves, the next session's plan finds again.
         state = yield from run_job(
             context,
@@ -230,9 +227,9 @@ def _image_retention(
         if state.state != "succeeded":
             return (), f"image retention: the maintenance worker failed: {state.reason}"
         gone = tuple(str(point) for point in state.result.get("forgotten", []))
-        dropped = ForgottenPoints(policy_id, session_id, vm_ids, planned.point_ids, gone)
+        dropped = ForgottenPoints(policy_id, session_id, vm_ids, planned.point_ids, gone, traceparent)
         recorded = yield context.call_activity_with_retry(
-            names.RECORD_FORGOTTEN_POINTS, RECORD_RETRY, traced(dropped.to_dict(), traceparent)
+            names.RECORD_FORGOTTEN_POINTS, RECORD_RETRY, dropped.to_dict()
         )
     except Exception as error:
         return (), f"image retention failed: {failure_reason(error)}"

@@ -10,7 +10,8 @@ After an image-level session the session orchestrator runs, for its policy:
    kept: it is the parent of the next incremental.
 2. ``start`` (activity ``start_maintenance_job``): a ``repository-maintenance`` worker
    (``shared.services.repo_maintenance``) in the repository's region forgets those repository
-   points and prunes, with the repository key it resolves itself.
+   points and prunes, with the repository key it resolves itself. Its spec carries this activity's
+   ``traceparent``, so the worker's span joins the session's trace.
 3. ``record`` (activity ``record_forgotten_points``): the catalog drops the VM points whose
    repository points are all gone; the session record lists them (``points_forgotten``).
 """
@@ -25,6 +26,7 @@ from shared.catalog.model import PointKind
 from shared.catalog.port import Catalog
 from shared.core.clock import Clock, format_time, parse_time
 from shared.policy.retention import BackupPoint, select_points_to_delete
+from shared.telemetry.spans import current_traceparent
 
 from .job_status import JobStatus, JobStatusStore
 from .messages import ForgottenPoints, ImageRetentionPlan, ImageRetentionRequest, JobHandle
@@ -66,7 +68,9 @@ class ImageRetention:
 
     def plan(self, request: ImageRetentionRequest) -> ImageRetentionPlan:
         retention = self._policies.get_plan(request.policy_id).image_retention
-        empty = ImageRetentionPlan(request.policy_id, request.session_id, request.location)
+        empty = ImageRetentionPlan(
+            request.policy_id, request.session_id, request.location, traceparent=request.traceparent
+        )
         if retention is None:
             return empty
         points = [
@@ -95,6 +99,7 @@ class ImageRetention:
             point_ids=tuple(p.point_id for p in doomed),
             repository_point_ids=repository,
             kept=len(points) - len(doomed),
+            traceparent=request.traceparent,
         )
 
     def start(self, plan: ImageRetentionPlan) -> JobHandle:
@@ -107,6 +112,8 @@ class ImageRetention:
             status=self._settings.status,
             policy_id=plan.policy_id,
             forget=plan.repository_point_ids,
+            traceparent=current_traceparent(plan.traceparent),  # this activity's span: the worker's joins it
+            tags={"policy": plan.policy_id, "session": plan.session_id},
         )
         self._status.put(JobStatus(job_id, 1, "pending", format_time(self._clock.now())))
         region = backup.repository_region or plan.location

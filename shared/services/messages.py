@@ -384,6 +384,7 @@ class ImageRetentionRequest(Message):
     location: str
     """Where the VMs are: the worker's region when the policy's repository names none."""
     now: str
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -396,6 +397,8 @@ class ImageRetentionPlan(Message):
     repository_point_ids: tuple[str, ...] = ()
     """Their disks' repository points."""
     kept: int = 0
+    traceparent: str = ""
+    """The orchestration's span; the activity that starts the worker puts its own in the job spec."""
 
 
 @dataclass(frozen=True)
@@ -407,6 +410,7 @@ class ForgottenPoints(Message):
     """The catalog points the plan dropped."""
     repository_point_ids: tuple[str, ...]
     """The repository points the worker forgot (or found gone)."""
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)

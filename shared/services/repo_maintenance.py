@@ -8,7 +8,9 @@ resolves the passphrase itself, like a backup job, and the spec holds references
      "repository": {"location": "...", "passphrase": {"kind": "keyvault", ...}},
      "arm": {"kind": "stack-file", ...} | {"kind": "managed-identity", ...},   # reaching Key Vault
      "status": {"kind": "table", "endpoint": "...", "table": "bulwarkjobs"},
-     "policy_id": "web-tier", "forget": ["<repository point id>", ...], "traceparent": ""}
+     "policy_id": "web-tier", "forget": ["<repository point id>", ...],
+     "traceparent": "00-<trace id>-<span id>-01",    # the starting activity's span (ids only)
+     "tags": {"policy": "web-tier", "session": "..."}}   # labels for the worker's span
 
 Under the repository's maintenance lock it deletes each named point that carries the policy's
 tag (a point of another policy is refused, never deleted; one already gone counts as forgotten,
@@ -63,6 +65,11 @@ class MaintenanceSpec:
         if bad:
             raise ConfigError(f"maintenance spec: {bad[0]!r} is not a repository point id")
 
+    @property
+    def kind(self) -> str:
+        """The job kind, as a :class:`JobSpec` names it (the worker's span and metrics use it)."""
+        return MAINTENANCE_KIND
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": _VERSION,
@@ -75,6 +82,7 @@ class MaintenanceSpec:
             "policy_id": self.policy_id,
             "forget": list(self.forget),
             "traceparent": self.traceparent,
+            "tags": dict(self.tags),
         }
 
     def to_json(self) -> str:
@@ -100,6 +108,9 @@ class MaintenanceSpec:
         attempt = doc.get("attempt", 1)
         if not isinstance(forget, list) or not all(isinstance(p, str) for p in forget) or not isinstance(attempt, int):
             raise ConfigError("maintenance spec: 'forget' must list point ids and 'attempt' be a whole number")
+        tags = doc.get("tags") or {}
+        if not isinstance(tags, Mapping) or not all(isinstance(v, str) for v in tags.values()):
+            raise ConfigError("maintenance spec: 'tags' must map names to strings")
         for section in ("repository", "arm", "status"):
             if not isinstance(doc.get(section), Mapping):
                 raise ConfigError(f"maintenance spec: '{section}' must be an object")
@@ -112,6 +123,7 @@ class MaintenanceSpec:
             forget=tuple(forget),
             attempt=attempt,
             traceparent=str(doc.get("traceparent") or ""),
+            tags={str(k): v for k, v in tags.items()},
         )
 
 

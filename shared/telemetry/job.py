@@ -1,6 +1,9 @@
 """A worker job's telemetry: configured from the worker's environment, one span under the
 ``traceparent`` its job spec carries, the job's metrics. The span is exported when the job ends;
-the providers' exit hooks export what is logged after it (the worker's last lines)."""
+the providers' exit hooks export what is logged after it (the worker's last lines).
+
+Jobs that move data report bytes read and stored; ``repository-maintenance`` reports what it
+forgot and what its prune freed (it reads no snapshot, so it has no throughput)."""
 
 from __future__ import annotations
 
@@ -9,11 +12,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from .metrics import record_job
+from .metrics import record_job, record_maintenance
 from .setup import configure_telemetry, flush_telemetry
-from .spans import span
+from .spans import SpanHandle, span
 
 __all__ = ["job_telemetry"]
+
+_MAINTENANCE = "repository-maintenance"  # shared.services.repo_maintenance's kind (services sit above telemetry)
 
 
 class _Spec(Protocol):
@@ -43,6 +48,9 @@ def job_telemetry(spec: _Spec, env: Mapping[str, str]) -> Iterator[Callable[[Map
         with span(f"worker {spec.kind}", parent=spec.traceparent, kind="consumer", attributes=attributes) as current:
 
             def observe(result: Mapping[str, Any]) -> None:
+                if spec.kind == _MAINTENANCE:
+                    _observe_maintenance(current, spec.tags.get("policy", ""), result)
+                    return
                 read, stored = int(result.get("bytes_read", 0)), int(result.get("bytes_stored", 0))
                 seconds = float(result.get("duration_s") or 0.0) or (time.monotonic() - started)
                 current.set("bulwark.bytes_read", read)
@@ -53,3 +61,15 @@ def job_telemetry(spec: _Spec, env: Mapping[str, str]) -> Iterator[Callable[[Map
             yield observe
     finally:
         flush_telemetry()
+
+
+def _observe_maintenance(current: SpanHandle, policy_id: str, result: Mapping[str, Any]) -> None:
+    forgotten = len(result.get("forgotten") or ())
+    freed = int(result.get("bytes_freed") or 0)
+    current.set("bulwark.points_forgotten", forgotten)
+    current.set("bulwark.points_refused", len(result.get("refused") or ()))
+    current.set("bulwark.packs_deleted", int(result.get("packs_deleted") or 0))
+    current.set("bulwark.bytes_freed", freed)
+    if result.get("prune_deferred"):
+        current.set("bulwark.prune_deferred", str(result["prune_deferred"]))
+    record_maintenance(policy_id, forgotten, freed)

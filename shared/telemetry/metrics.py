@@ -6,6 +6,8 @@ bulwark.backup.throughput       histogram, By/s bytes read per second of worker 
 bulwark.snapshots.created       counter         snapshots taken (managed incremental or blob)
 bulwark.snapshots.deleted       counter         snapshots removed by retention
 bulwark.sessions                counter         finished sessions, by ``result`` and ``policy``
+bulwark.repository.points_forgotten  counter    repository points image retention's maintenance forgot
+bulwark.repository.bytes_freed  counter, By     pack bytes its prune deleted (0 while a backup defers it)
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from typing import Any
 
 from opentelemetry import metrics
 
-__all__ = ["record_job", "record_session", "record_snapshots_created", "record_snapshots_deleted"]
+__all__ = [
+    "record_job",
+    "record_maintenance",
+    "record_session",
+    "record_snapshots_created",
+    "record_snapshots_deleted",
+]
 
 METER = "bulwark"
 
@@ -29,6 +37,8 @@ class _Instruments:
     snapshots_created: Any
     snapshots_deleted: Any
     sessions: Any
+    points_forgotten: Any
+    bytes_freed: Any
 
 
 _lock = threading.Lock()
@@ -54,6 +64,12 @@ def _get() -> _Instruments:
                     "bulwark.snapshots.deleted", description="snapshots removed by retention"
                 ),
                 sessions=meter.create_counter("bulwark.sessions", description="finished backup sessions"),
+                points_forgotten=meter.create_counter(
+                    "bulwark.repository.points_forgotten", description="repository points forgotten by retention"
+                ),
+                bytes_freed=meter.create_counter(
+                    "bulwark.repository.bytes_freed", unit="By", description="pack bytes deleted by prune"
+                ),
             )
         return _instruments
 
@@ -66,6 +82,14 @@ def record_job(kind: str, bytes_read: int, bytes_stored: int, seconds: float) ->
     instruments.bytes_stored.add(max(0, bytes_stored), labels)
     if seconds > 0:
         instruments.throughput.record(bytes_read / seconds, labels)
+
+
+def record_maintenance(policy_id: str, points_forgotten: int, bytes_freed: int) -> None:
+    """One finished ``repository-maintenance`` job."""
+    instruments = _get()
+    labels = {"policy": policy_id}
+    instruments.points_forgotten.add(max(0, points_forgotten), labels)
+    instruments.bytes_freed.add(max(0, bytes_freed), labels)
 
 
 def record_snapshots_created(count: int, *, managed: bool) -> None:

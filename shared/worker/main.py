@@ -181,9 +181,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def run_maintenance(spec: MaintenanceSpec, environment: Mapping[str, str]) -> int:
     """Job kind ``repository-maintenance``: forget the points image retention dropped, then prune."""
-    log.info(
-        "job %s (%s): %d point(s) of policy %s", spec.job_id, "repository-maintenance", len(spec.forget), spec.policy_id
-    )
+    log.info("job %s (%s): %d point(s) of policy %s", spec.job_id, spec.kind, len(spec.forget), spec.policy_id)
     clients: AzureClients | None = None
     status: TableJobStatusStore | None = None
     try:
@@ -196,7 +194,9 @@ def run_maintenance(spec: MaintenanceSpec, environment: Mapping[str, str]) -> in
             status=status,
             clock=SystemClock(),
         )
-        result = job.run(spec)
+        with job_telemetry(spec, environment) as observe:  # the job's span, under the session's trace
+            result = job.run(spec)
+            observe(result)
     except BulwarkError as exc:
         log.error("job %s failed: %s", spec.job_id, exc)
         return exc.exit_code
