@@ -12,10 +12,10 @@ of an unmanaged VHD):
   ``marker=`` until there is none;
 * ``diff_snapshot(previous)``: the ``prevsnapshot`` diff of unmanaged blobs (the SDK pager pages);
 * ``read(offset, length)``: one ranged GET per call, thread-safe, retried on resets, timeouts, 5xx
-  and short bodies. It does not use ``download_blob``: for a page blob that issues a Get Page
-  Ranges of the whole blob after every ranged GET, doubling the transactions of a backup and
-  scanning the full range list each time. Each thread gets its own azure-core pipeline (own
-  connection pool) from public azure-core parts.
+  and short bodies (``dataplane_retry``, the policy Put Page uses too). It does not use
+  ``download_blob``: for a page blob that issues a Get Page Ranges of the whole blob after every
+  ranged GET, doubling the transactions of a backup and scanning the full range list each time.
+  Each thread gets its own azure-core pipeline (own connection pool) from public azure-core parts.
 
 Secrets: a SAS URL reaches Azure and nothing else. Errors name the blob's address only, pass
 through ``redact`` and chain to a redacted summary of the SDK error, never to the SDK error itself
@@ -25,7 +25,6 @@ through ``redact`` and chain to a redacted summary of the SDK error, never to th
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -37,10 +36,7 @@ from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
-    IncompleteReadError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.core.pipeline import Pipeline
 from azure.core.pipeline.policies import BearerTokenCredentialPolicy, HeadersPolicy, UserAgentPolicy
@@ -51,6 +47,7 @@ from azure.storage.blob import BlobClient, ExponentialRetry
 from shared.core.errors import SnapshotAccessError, SourceError, UnsupportedDiskError, redact
 from shared.core.ranges import ChangeSet, Extent, merge_extents
 
+from .dataplane_retry import DataPlaneRetry, Transient, error_summary, transient_status
 from .model import SasUrl
 from .redaction import install_log_redaction
 
@@ -70,7 +67,6 @@ log = logging.getLogger(__name__)
 FOOTER_BYTES = 512
 _STORAGE_SCOPE = "https://storage.azure.com/.default"
 _STORAGE_VERSION = "2021-08-06"
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_RENEWALS = 8
 
 
@@ -90,6 +86,10 @@ class DataPlaneOptions:
     connect_timeout: float = 20.0
     read_timeout: float = 120.0
     sleep: Callable[[float], None] = time.sleep
+
+    def retry(self) -> DataPlaneRetry:
+        """The retry policy of the readers' and uploads' own requests (ranged GETs, Put Page)."""
+        return DataPlaneRetry(self.read_attempts, self.backoff_seconds, self.backoff_max_seconds, self.sleep)
 
     def blob_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -136,6 +136,7 @@ class PageBlobReader:
     ) -> None:
         install_log_redaction()
         self._options = options or DataPlaneOptions()
+        self._retry = self._options.retry()
         if isinstance(url, SasUrl):
             self._url = url.reveal()
             self._address = url.address
@@ -245,12 +246,8 @@ class PageBlobReader:
         """``length`` bytes at ``offset`` (one ranged GET), retried on transient failures."""
         if length <= 0:
             return b""
-        options = self._options
-        reason = ""
-        for attempt in range(options.read_attempts):
-            if attempt:
-                delay = min(options.backoff_max_seconds, options.backoff_seconds * 2 ** (attempt - 1))
-                options.sleep(delay * (0.5 + random.random() / 2))  # jitter: threads do not retry in step
+
+        def attempt() -> bytes | Transient:
             url, generation = self._current
             request = HttpRequest("GET", url, headers={"x-ms-range": f"bytes={offset}-{offset + length - 1}"})
             try:
@@ -260,31 +257,24 @@ class PageBlobReader:
                     body: bytes = response.body()
                     if len(body) == length:
                         return body
-                    reason = f"short body: {len(body)} of {length} bytes"
-                    continue
-                code = response.headers.get("x-ms-error-code", "")
-                if status == 403 and self._renew is not None and self._renew_sas(generation):
-                    reason = f"HTTP 403 {code}: the SAS was refused and renewed"
-                    continue
-                if status in _TRANSIENT_STATUS:
-                    reason = f"HTTP {status} {code}".strip()
-                    retry_after = _seconds(response.headers.get("Retry-After"))
-                    if retry_after:
-                        options.sleep(retry_after)
-                    continue
-                raise self._status_error(status, code, f"read {length} bytes at offset {offset} of")
-            except (ServiceRequestError, ServiceResponseError, IncompleteReadError) as exc:
-                reason = redact(f"{type(exc).__name__}: {_first_line(exc)}")
-                log.debug("read of %s at %d failed (%s); retrying", self.address, offset, reason)
-                continue
+                    return Transient(f"short body: {len(body)} of {length} bytes")
             except HttpResponseError as exc:  # e.g. a stream broken in the middle of the body
-                reason = redact(f"{type(exc).__name__}: {_first_line(exc)}")
-                continue
-        raise SourceError(
-            f"Reading {length} bytes at offset {offset} of {self.address} failed {options.read_attempts} times "
-            f"({reason}).",
-            hint="check the network to the storage account; run the backup again",
-        )
+                return Transient(error_summary(exc))
+            code = response.headers.get("x-ms-error-code", "")
+            if status == 403 and self._renew is not None and self._renew_sas(generation):
+                return Transient(f"HTTP 403 {code}: the SAS was refused and renewed")
+            transient = transient_status(status, code, retry_after=response.headers.get("Retry-After"))
+            if transient is not None:
+                return transient
+            raise self._status_error(status, code, f"read {length} bytes at offset {offset} of")
+
+        def exhausted(attempts: int, reason: str) -> SourceError:
+            return SourceError(
+                f"Reading {length} bytes at offset {offset} of {self.address} failed {attempts} times ({reason}).",
+                hint="check the network to the storage account; run the backup again",
+            )
+
+        return self._retry.run(attempt, exhausted, name=f"read of {self.address} at {offset}")
 
     def _refused(self, exc: AzureError) -> bool:
         if self._renew is None:
@@ -468,7 +458,7 @@ def _page_range(item: Any) -> PageRange:
 
 
 def _cause(exc: BaseException) -> RedactedCause:
-    return RedactedCause(redact(f"{type(exc).__name__}: {_first_line(exc)}"))
+    return RedactedCause(error_summary(exc))
 
 
 def _storage_code(exc: AzureError) -> str:
@@ -479,10 +469,3 @@ def _storage_code(exc: AzureError) -> str:
 def _first_line(exc: BaseException) -> str:
     lines = str(getattr(exc, "message", None) or exc).strip().splitlines()
     return redact(lines[0] if lines else "")
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None

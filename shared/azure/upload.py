@@ -5,7 +5,8 @@ disk (facts doc, "Upload a VHD"): the blob is the disk plus a 512-byte fixed-VHD
 writes whole 512-byte pages, at most 4 MiB per request; pages never written read as zeros, so only
 the image's allocated blocks are sent; the upload ends with endGetAccess, which Azure refuses unless
 the last 512 bytes hold a valid footer. ``write`` may be called from many threads at once: each
-thread has its own azure-core pipeline (own connection pool), as in ``pageblob.PageBlobReader``.
+thread has its own azure-core pipeline (own connection pool), as in ``pageblob.PageBlobReader``, and
+a failed Put Page is retried by the same policy as its reads (``dataplane_retry``).
 
 Secrets: the SAS reaches Azure and nothing else; errors name the disk's address only.
 """
@@ -13,7 +14,6 @@ Secrets: the SAS reaches Azure and nothing else; errors name the disk's address 
 from __future__ import annotations
 
 import logging
-import random
 import struct
 import threading
 import uuid
@@ -21,14 +21,14 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from azure.core.exceptions import IncompleteReadError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline import Pipeline
 from azure.core.pipeline.policies import HeadersPolicy, UserAgentPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
 
-from shared.core.errors import SnapshotAccessError, SourceError, redact
+from shared.core.errors import SnapshotAccessError, SourceError
 
+from .dataplane_retry import Transient, transient_status
 from .model import SasUrl
 from .pageblob import FOOTER_BYTES, DataPlaneOptions
 from .redaction import install_log_redaction
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 MAX_PUT_PAGE = 4 << 20
 _PAGE = 512
 _STORAGE_VERSION = "2021-08-06"
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _VHD_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # cookie, features, version, data offset, timestamp, creator app/version/OS, sizes, geometry, type
 _FOOTER = struct.Struct(">8sIIQI4sI4sQQIII16sB")
@@ -83,6 +82,7 @@ class DiskUpload:
         self._address = sas.address
         self._size = size
         self._options = options or DataPlaneOptions()
+        self._retry = self._options.retry()
         self._local = threading.local()
         self._pipelines: list[Pipeline[Any, Any]] = []
         self._lock = threading.Lock()
@@ -112,43 +112,39 @@ class DiskUpload:
         self._put(self._size, memoryview(fixed_vhd_footer(self._size, unique_id=unique_id, created=created)))
 
     def _put(self, offset: int, piece: memoryview) -> None:
-        options = self._options
         headers = {
             "x-ms-page-write": "update",
             "x-ms-range": f"bytes={offset}-{offset + len(piece) - 1}",
             "Content-Length": str(len(piece)),
         }
-        reason = ""
-        for attempt in range(options.read_attempts):
-            if attempt:
-                delay = min(options.backoff_max_seconds, options.backoff_seconds * 2 ** (attempt - 1))
-                options.sleep(delay * (0.5 + random.random() / 2))
+
+        def attempt() -> Transient | None:
             request = HttpRequest("PUT", f"{self._url}&comp=page", headers=headers, content=bytes(piece))
-            try:
-                response = self._pipeline().run(request).http_response
-            except (ServiceRequestError, ServiceResponseError, IncompleteReadError) as exc:
-                reason = redact(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-                continue
+            response = self._pipeline().run(request).http_response
             status = response.status_code
             if status == 201:
                 with self._lock:
                     self.requests += 1
                     self.bytes_written += len(piece)
-                return
+                return None
             code = response.headers.get("x-ms-error-code", "")
-            if status in _TRANSIENT_STATUS:
-                reason = f"HTTP {status} {code}".strip()
-                continue
+            transient = transient_status(status, code)
+            if transient is not None:
+                return transient
             if status in (401, 403, 404):
                 raise SnapshotAccessError(
                     f"Azure refused the write to {self._address} (HTTP {status} {code}).",
                     hint="the write SAS expired or was revoked; run the restore again (it grants a fresh one)",
                 )
             raise SourceError(f"Put Page at offset {offset} of {self._address} failed: HTTP {status} {code}")
-        raise SourceError(
-            f"Put Page at offset {offset} of {self._address} failed {options.read_attempts} times ({reason}).",
-            hint="check the network to the disk's region; run the restore again (it is idempotent)",
-        )
+
+        def exhausted(attempts: int, reason: str) -> SourceError:
+            return SourceError(
+                f"Put Page at offset {offset} of {self._address} failed {attempts} times ({reason}).",
+                hint="check the network to the disk's region; run the restore again (it is idempotent)",
+            )
+
+        self._retry.run(attempt, exhausted, name=f"Put Page at {offset} of {self._address}")
 
     def _pipeline(self) -> Pipeline[Any, Any]:
         pipeline: Pipeline[Any, Any] | None = getattr(self._local, "pipeline", None)
