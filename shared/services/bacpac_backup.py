@@ -18,13 +18,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from shared.core.clock import Clock, format_time
-from shared.core.errors import BulwarkError, ConfigError, redact
+from shared.core.clock import Clock
+from shared.core.errors import ConfigError
 from shared.engine.fileset import backup_fileset
 from shared.repo.point import Point
 from shared.sources.bacpac import BacpacFile
 
-from .image_backup import JOB_TAG, JobProgress, find_job_point, is_retryable
+from .image_backup import JOB_TAG, find_job_point
+from .job_report import JobProgress, open_job_repository, run_reported
 from .job_spec import JobSpec
 from .job_status import JobStatus, JobStatusStore
 from .ports import RepositoryOpener, SecretResolver
@@ -65,55 +66,40 @@ class BacpacBackupJob:
     def run(self, spec: JobSpec) -> dict[str, Any]:
         if spec.kind != "bacpac-backup" or spec.source.kind != "bacpac-blob":
             raise ConfigError(f"job {spec.job_id} is not a BACPAC backup ({spec.kind}, {spec.source.kind})")
-        now = self._now()
-        status = JobStatus(spec.job_id, spec.attempt, "running", now, started=now)
-        self._status.put(status)
-        try:
-            passphrase = self._secrets.resolve(spec.repository.passphrase)
-            repo = self._repositories.open(spec.repository.location, passphrase)
-            del passphrase
-            existing = find_job_point(repo, spec.job_id)
-            if existing is not None:
-                log.info("job %s: restore point %s exists already; reporting it", spec.job_id, existing.point_id)
-                result = _result(spec, existing, reused=True)
-            else:
-                with tempfile.TemporaryDirectory(prefix="bulwark-bacpac-", dir=self._scratch) as folder:
-                    path = Path(folder) / "export.bacpac"
-                    size = self._downloads.download(spec.source.snapshot_id, path)
-                    log.info("job %s: downloaded the staging BACPAC (%d bytes)", spec.job_id, size)
-                    with BacpacFile(path, source_id=spec.source.disk_id) as bacpac:
-                        tables = len(bacpac.tables())
-                        outcome = backup_fileset(
-                            repo,
-                            bacpac,
-                            kind="bacpac",
-                            tags={**spec.tags, JOB_TAG: spec.job_id},
-                            workers=self._workers,
-                            progress=JobProgress(self._status, status, self._clock, self._progress_interval),
-                        )
-                result = _result(spec, outcome.point, reused=False)
-                result.update(
-                    members=outcome.members,
-                    tables=tables,
-                    chunks=outcome.chunks,
-                    chunks_new=outcome.chunks_new,
-                    chunks_dedup=outcome.chunks_dedup,
-                    bacpac_bytes=size,
+        return run_reported(
+            spec, self._status, self._clock, lambda status: self._backup(spec, status), progress_key="bytes_read"
+        )
+
+    def _backup(self, spec: JobSpec, status: JobStatus) -> dict[str, Any]:
+        repo = open_job_repository(spec, self._secrets, self._repositories)
+        existing = find_job_point(repo, spec.job_id)
+        if existing is not None:
+            log.info("job %s: restore point %s exists already; reporting it", spec.job_id, existing.point_id)
+            return _result(spec, existing, reused=True)
+        with tempfile.TemporaryDirectory(prefix="bulwark-bacpac-", dir=self._scratch) as folder:
+            path = Path(folder) / "export.bacpac"
+            size = self._downloads.download(spec.source.snapshot_id, path)
+            log.info("job %s: downloaded the staging BACPAC (%d bytes)", spec.job_id, size)
+            with BacpacFile(path, source_id=spec.source.disk_id) as bacpac:
+                tables = len(bacpac.tables())
+                outcome = backup_fileset(
+                    repo,
+                    bacpac,
+                    kind="bacpac",
+                    tags={**spec.tags, JOB_TAG: spec.job_id},
+                    workers=self._workers,
+                    progress=JobProgress(self._status, status, self._clock, self._progress_interval),
                 )
-        except BaseException as exc:
-            message = redact(str(exc)) if isinstance(exc, BulwarkError) else f"{type(exc).__name__}: {redact(str(exc))}"
-            code = exc.code if isinstance(exc, BulwarkError) else "unexpected"
-            self._status.put(
-                status.with_state("failed", self._now(), error=message, error_code=code, retryable=is_retryable(exc))
-            )
-            raise
-        self._status.put(
-            status.with_state("succeeded", self._now(), result=result, progress_bytes=result["bytes_read"])
+        result = _result(spec, outcome.point, reused=False)
+        result.update(
+            members=outcome.members,
+            tables=tables,
+            chunks=outcome.chunks,
+            chunks_new=outcome.chunks_new,
+            chunks_dedup=outcome.chunks_dedup,
+            bacpac_bytes=size,
         )
         return result
-
-    def _now(self) -> str:
-        return format_time(self._clock.now())
 
 
 def _result(spec: JobSpec, point: Point, *, reused: bool) -> dict[str, Any]:

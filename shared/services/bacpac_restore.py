@@ -18,15 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from shared.core.clock import Clock, format_time
-from shared.core.errors import BulwarkError, ConfigError, UsageError, redact
+from shared.core.clock import Clock
+from shared.core.errors import ConfigError, UsageError
 from shared.engine.fileset import restore_fileset
 from shared.repo import walk
 from shared.repo.point import Point
 from shared.repo.repository import Repository
 from shared.sources.bacpac import CONTAINER, BacpacWriter
 
-from .image_backup import JobProgress, is_retryable
+from .job_report import JobProgress, open_job_repository, run_reported
 from .job_spec import JobSpec
 from .job_status import JobStatus, JobStatusStore
 from .ports import RepositoryOpener, SecretResolver
@@ -88,38 +88,26 @@ class BacpacRestoreJob:
     def run(self, spec: JobSpec) -> dict[str, Any]:
         if spec.kind != "bacpac-restore" or spec.source.kind != "bacpac-point":
             raise ConfigError(f"job {spec.job_id} is not a BACPAC restore ({spec.kind}, {spec.source.kind})")
-        status = JobStatus(spec.job_id, spec.attempt, "running", self._now())
-        self._status.put(status)
-        try:
-            passphrase = self._secrets.resolve(spec.repository.passphrase)
-            repo = self._repositories.open(spec.repository.location, passphrase)
-            del passphrase
-            point = load_bacpac_point(repo, spec.source.snapshot_id)
-            progress = JobProgress(self._status, status, self._clock, self._progress_interval)
-            with tempfile.TemporaryDirectory(prefix="bulwark-bacpac-restore-", dir=self._scratch) as folder:
-                path = Path(folder) / "restore.bacpac"
-                rebuilt = rebuild_bacpac(repo, point, path, workers=self._workers, progress=progress)
-                log.info("job %s: rebuilt point %s (%d bytes)", spec.job_id, point.point_id, rebuilt["bytes"])
-                self._uploads.upload(path, spec.source.disk_id)
-            result: dict[str, Any] = {
-                "job_id": spec.job_id,
-                "kind": "bacpac-restore",
-                "repository": spec.repository.location,
-                "blob": spec.source.disk_id,
-                "reused": False,
-                "bytes_read": rebuilt["bytes"],
-                "bytes_stored": 0,
-                **rebuilt,
-            }
-        except BaseException as exc:
-            message = redact(str(exc)) if isinstance(exc, BulwarkError) else f"{type(exc).__name__}: {redact(str(exc))}"
-            code = exc.code if isinstance(exc, BulwarkError) else "unexpected"
-            self._status.put(
-                status.with_state("failed", self._now(), error=message, error_code=code, retryable=is_retryable(exc))
-            )
-            raise
-        self._status.put(status.with_state("succeeded", self._now(), result=result, progress_bytes=rebuilt["bytes"]))
-        return result
+        return run_reported(
+            spec, self._status, self._clock, lambda status: self._restore(spec, status), progress_key="bytes_read"
+        )
 
-    def _now(self) -> str:
-        return format_time(self._clock.now())
+    def _restore(self, spec: JobSpec, status: JobStatus) -> dict[str, Any]:
+        repo = open_job_repository(spec, self._secrets, self._repositories)
+        point = load_bacpac_point(repo, spec.source.snapshot_id)
+        progress = JobProgress(self._status, status, self._clock, self._progress_interval)
+        with tempfile.TemporaryDirectory(prefix="bulwark-bacpac-restore-", dir=self._scratch) as folder:
+            path = Path(folder) / "restore.bacpac"
+            rebuilt = rebuild_bacpac(repo, point, path, workers=self._workers, progress=progress)
+            log.info("job %s: rebuilt point %s (%d bytes)", spec.job_id, point.point_id, rebuilt["bytes"])
+            self._uploads.upload(path, spec.source.disk_id)
+        return {
+            "job_id": spec.job_id,
+            "kind": "bacpac-restore",
+            "repository": spec.repository.location,
+            "blob": spec.source.disk_id,
+            "reused": False,
+            "bytes_read": rebuilt["bytes"],
+            "bytes_stored": 0,
+            **rebuilt,
+        }

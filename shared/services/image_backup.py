@@ -22,26 +22,20 @@ from typing import Any, cast
 
 from shared.azure.model import SasUrl
 from shared.azure.ports import DiskAccess
-from shared.core.clock import Clock, format_time
+from shared.core.clock import Clock
 from shared.core.errors import (
-    AzureAuthError,
     AzureResourceNotFoundError,
     BulwarkError,
     ConfigError,
-    IntegrityError,
     PointNotFoundError,
-    RepositoryNotFoundError,
     SourceError,
-    UnsupportedDiskError,
-    UsageError,
-    WrongKeyError,
-    redact,
 )
 from shared.core.ranges import ChangeSet
 from shared.engine.backup import backup_image
 from shared.repo.point import Point
 from shared.repo.repository import Repository
 
+from .job_report import JobProgress, is_retryable, open_job_repository, run_reported
 from .job_spec import JobSpec, split_blob_snapshot
 from .job_status import JobStatus, JobStatusStore
 from .ports import (
@@ -53,26 +47,11 @@ from .ports import (
     VhdSourceFactory,
 )
 
-__all__ = ["JOB_TAG", "ImageBackupJob", "JobProgress", "is_retryable"]
+# JobProgress and is_retryable live in job_report; they stay importable from here for older callers.
+__all__ = ["JOB_TAG", "ImageBackupJob", "JobProgress", "find_job_point", "is_retryable"]
 
 JOB_TAG = "job"
 log = logging.getLogger(__name__)
-
-_PERMANENT = (
-    ConfigError,
-    UsageError,
-    WrongKeyError,
-    IntegrityError,
-    RepositoryNotFoundError,
-    AzureResourceNotFoundError,
-    AzureAuthError,
-    UnsupportedDiskError,
-)
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Whether another attempt of the job may succeed (crashes and transient failures may)."""
-    return not isinstance(exc, _PERMANENT)
 
 
 class ImageBackupJob:
@@ -101,31 +80,17 @@ class ImageBackupJob:
 
     def run(self, spec: JobSpec) -> dict[str, Any]:
         """Run the job; the result (also written to the status record) holds ids and counts only."""
-        now = self._now()
-        status = JobStatus(spec.job_id, spec.attempt, "running", now, started=now)
-        self._status.put(status)
-        try:
-            passphrase = self._secrets.resolve(spec.repository.passphrase)
-            repo = self._repositories.open(spec.repository.location, passphrase)
-            del passphrase
-            existing = find_job_point(repo, spec.job_id)
-            if existing is not None:
-                log.info("job %s: restore point %s exists already; reporting it", spec.job_id, existing.point_id)
-                result = _result(spec, existing, reused=True)
-            else:
-                result = self._backup(spec, repo, status)
-        except BaseException as exc:
-            message = redact(str(exc)) if isinstance(exc, BulwarkError) else f"{type(exc).__name__}: {redact(str(exc))}"
-            code = exc.code if isinstance(exc, BulwarkError) else "unexpected"
-            failed = status.with_state(
-                "failed", self._now(), error=message, error_code=code, retryable=is_retryable(exc)
-            )
-            self._status.put(failed)
-            raise
-        self._status.put(
-            status.with_state("succeeded", self._now(), result=result, progress_bytes=result["bytes_read"])
+        return run_reported(
+            spec, self._status, self._clock, lambda status: self._run(spec, status), progress_key="bytes_read"
         )
-        return result
+
+    def _run(self, spec: JobSpec, status: JobStatus) -> dict[str, Any]:
+        repo = open_job_repository(spec, self._secrets, self._repositories)
+        existing = find_job_point(repo, spec.job_id)
+        if existing is not None:
+            log.info("job %s: restore point %s exists already; reporting it", spec.job_id, existing.point_id)
+            return _result(spec, existing, reused=True)
+        return self._backup(spec, repo, status)
 
     # -- the backup ------------------------------------------------------------------------------
 
@@ -201,31 +166,6 @@ class ImageBackupJob:
             log.warning("job %s: cannot diff against %s (%s); reading the whole disk", spec.job_id, previous_id, exc)
             return None
         return changes
-
-    def _now(self) -> str:
-        return format_time(self._clock.now())
-
-
-class JobProgress:
-    """Writes ``progress_bytes`` to the status record at most every ``interval`` seconds."""
-
-    def __init__(self, store: JobStatusStore, status: JobStatus, clock: Clock, interval: float) -> None:
-        self._store = store
-        self._status = status
-        self._clock = clock
-        self._interval = interval
-        self._done = 0
-        self._last = clock.now()
-
-    def __call__(self, count: int) -> None:
-        self._done += count
-        now = self._clock.now()
-        if (now - self._last).total_seconds() >= self._interval:
-            self._last = now
-            try:
-                self._store.put(self._status.with_state("running", format_time(now), progress_bytes=self._done))
-            except BulwarkError as exc:  # progress is best effort; the result is what counts
-                log.warning("job %s: progress not recorded: %s", self._status.job_id, exc)
 
 
 def find_job_point(repo: Repository, job_id: str) -> Point | None:

@@ -17,12 +17,12 @@ import uuid
 from typing import Any
 
 from shared.azure.ports import DiskAccess
-from shared.core.clock import Clock, format_time
-from shared.core.errors import BulwarkError, UsageError, redact
+from shared.core.clock import Clock
+from shared.core.errors import BulwarkError, UsageError
 from shared.engine.restore import restore_into
 from shared.repo import walk
 
-from .image_backup import JobProgress, is_retryable
+from .job_report import JobProgress, open_job_repository, run_reported
 from .job_spec import JobSpec
 from .job_status import JobStatus, JobStatusStore
 from .ports import RepositoryOpener, SecretResolver, UploadTargetFactory
@@ -60,27 +60,13 @@ class ImageRestoreJob:
     def run(self, spec: JobSpec) -> dict[str, Any]:
         if spec.kind != "image-restore" or spec.source.kind != "upload-disk":
             raise UsageError(f"job {spec.job_id} is not an image restore (kind {spec.kind})")
-        status = JobStatus(spec.job_id, spec.attempt, "running", self._now())
-        self._status.put(status)
-        try:
-            result = self._restore(spec, status)
-        except BaseException as exc:
-            message = redact(str(exc)) if isinstance(exc, BulwarkError) else f"{type(exc).__name__}: {redact(str(exc))}"
-            code = exc.code if isinstance(exc, BulwarkError) else "unexpected"
-            self._status.put(
-                status.with_state("failed", self._now(), error=message, error_code=code, retryable=is_retryable(exc))
-            )
-            raise
-        self._status.put(
-            status.with_state("succeeded", self._now(), result=result, progress_bytes=result["bytes_written"])
+        return run_reported(
+            spec, self._status, self._clock, lambda status: self._restore(spec, status), progress_key="bytes_written"
         )
-        return result
 
     def _restore(self, spec: JobSpec, status: JobStatus) -> dict[str, Any]:
         disk_id, point_id = spec.source.disk_id, spec.source.snapshot_id
-        passphrase = self._secrets.resolve(spec.repository.passphrase)
-        repo = self._repositories.open(spec.repository.location, passphrase)
-        del passphrase
+        repo = open_job_repository(spec, self._secrets, self._repositories)
         point = repo.load_point(point_id)
         size = walk.image_of(point).size
         # A footer that is the same on every attempt: the disk's identity does not change on retry.
@@ -112,6 +98,3 @@ class ImageRestoreJob:
             "requests": restored.requests,
             "duration_s": round(restored.duration_s, 3),
         }
-
-    def _now(self) -> str:
-        return format_time(self._clock.now())
