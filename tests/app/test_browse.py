@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,22 +19,19 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from azure.data.tables import TableClient
 from bulwark_local.stack import Stack
 
 from shared.catalog.model import PointDisk, PointKind, RestorePoint
-from shared.catalog.table import AzureTableCatalog
 from shared.engine.backup import backup_image
 from shared.sources.image_file import ImageFileSource
-from shared.wiring import POINTS_TABLE, SESSIONS_TABLE
 from tests.app.harness import KEY, call, policy_document, running_app, store_policy
+from tests.app.points import BULWARK, record_point
 from tests.files.disks import MKFS, make_ext4, make_partitioned
 from tests.worker.estate import make_repository, open_repository
 
 POINT = "img-browse-test-web"
 GROUP = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/browse"
 VM = f"{GROUP}/providers/Microsoft.Compute/virtualMachines/web"
-BULWARK = str(Path(sys.executable).parent / "bulwark")
 CONFIG = b"[server]\nport = 8080\n" * 3000
 
 
@@ -70,25 +66,19 @@ def scenario(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with ImageFileSource(disk) as source:
         point_id = backup_image(open_repository(repository), source, workers=2).point.point_id
     store_policy(stack, policy_document(stack, "browse", repository, secret, "browse-policy"))
-    connection = stack.storage_connection_string
-    with (
-        TableClient.from_connection_string(connection, table_name=SESSIONS_TABLE) as sessions,
-        TableClient.from_connection_string(connection, table_name=POINTS_TABLE) as points,
-    ):
-        catalog = AzureTableCatalog(sessions, points)
-        catalog.ensure_tables()
-        catalog.add_point(
-            RestorePoint(
-                point_id=POINT,
-                resource_id=VM,
-                kind=PointKind.IMAGE,
-                time=dt.datetime.now(dt.UTC),
-                policy_id="browse-policy",
-                session_id="browse-test-session",
-                repository_point_id=point_id,
-                disks=(PointDisk(f"{VM}-os", None, "snap", point_id, disk.stat().st_size),),
-            )
-        )
+    record_point(
+        stack,
+        RestorePoint(
+            point_id=POINT,
+            resource_id=VM,
+            kind=PointKind.IMAGE,
+            time=dt.datetime.now(dt.UTC),
+            policy_id="browse-policy",
+            session_id="browse-test-session",
+            repository_point_id=point_id,
+            disks=(PointDisk(f"{VM}-os", None, "snap", point_id, disk.stat().st_size),),
+        ),
+    )
     built = Scenario(repository, secret, point_id)
     with running_app(stack, work) as (host, _):
         api = f"{host.base_url}/api/points"

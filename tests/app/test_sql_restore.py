@@ -24,7 +24,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 import zipfile
@@ -34,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.data.tables import TableClient
 from bulwark_local.runtime import LocalFunctionsHost
 from bulwark_local.simulator.client import AdminClient
 from bulwark_local.stack import Stack
@@ -42,13 +40,9 @@ from bulwark_local.stack import Stack
 from shared.azure.bacpac_blobs import BlobBacpacStaging
 from shared.azure.clients import AzureClients
 from shared.catalog.model import PointKind, RestorePoint
-from shared.catalog.table import AzureTableCatalog
 from shared.core.errors import AzureResourceNotFoundError
-from shared.engine.fileset import backup_fileset
 from shared.services.bacpac_restore import rebuild_bacpac
-from shared.sources.bacpac import BacpacFile
 from shared.storage.location import EMULATOR_KEY
-from shared.wiring import POINTS_TABLE, SESSIONS_TABLE
 from tests.app.harness import (
     KEY,
     assert_no_secrets,
@@ -58,6 +52,7 @@ from tests.app.harness import (
     running_app,
     store_policy,
 )
+from tests.app.points import BULWARK, record_point, store_bacpac
 from tests.app.test_sql_backup_session import make_database, make_server
 from tests.fileset.bacpacs import copy_with
 from tests.support.shared_fixtures import ADVENTURE_WORKS_BACPAC
@@ -65,7 +60,6 @@ from tests.worker.estate import PASSPHRASE, make_repository, open_repository, pu
 
 SQL_PASSWORD = "Sql-Restore-Passw0rd-for-tests!"
 POINT = "bak-restore-test-aw"
-BULWARK = str(Path(sys.executable).parent / "bulwark")
 
 
 @dataclass
@@ -84,12 +78,6 @@ class Scenario:
     logs: list[str] = field(default_factory=list)
 
 
-def _store_bacpac(location: str) -> str:
-    repo = open_repository(location)
-    with BacpacFile(ADVENTURE_WORKS_BACPAC, source_id="adventureworks") as bacpac:
-        return backup_fileset(repo, bacpac, kind="bacpac", tags={}, workers=2).point.point_id
-
-
 def _store_cut_bacpac(location: str, work: Path) -> str:
     """AdventureWorksLT with SalesOrderHeader's data cut mid-row: a valid package (Origin.xml only
     checksums model.xml) that the import service fails on half-way, after creating the database."""
@@ -97,9 +85,7 @@ def _store_cut_bacpac(location: str, work: Path) -> str:
     with zipfile.ZipFile(ADVENTURE_WORKS_BACPAC) as original:
         cut = original.read(member)[:3001]
     path = copy_with(ADVENTURE_WORKS_BACPAC, work / "cut.bacpac", {member: cut})
-    repo = open_repository(location)
-    with BacpacFile(path, source_id="adventureworks-cut") as bacpac:
-        return backup_fileset(repo, bacpac, kind="bacpac", tags={}, workers=2).point.point_id
+    return store_bacpac(location, path, "adventureworks-cut")
 
 
 def _damage(location: str) -> None:
@@ -119,6 +105,13 @@ def _post(host: LocalFunctionsHost, scenario: Scenario, label: str, body: dict[s
     answer = (status, json.loads(raw))
     scenario.answers[label] = answer
     return answer
+
+
+def _restore(host: LocalFunctionsHost, scenario: Scenario, label: str, body: dict[str, Any]) -> None:
+    """Start a restore that must be accepted, and wait for it to complete."""
+    status, answer = _post(host, scenario, label, body)
+    assert status == 202, answer
+    _wait(scenario, label, answer)
 
 
 def _wait(scenario: Scenario, label: str, answer: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
@@ -144,12 +137,12 @@ def scenario(
         pytest.skip(f"the AdventureWorksLT fixture is not there ({ADVENTURE_WORKS_BACPAC}): ../shared is absent")
     work = tmp_path_factory.mktemp("sqlrestore")
     repository, secret = make_repository(work)
-    point_id = _store_bacpac(repository)
+    point_id = store_bacpac(repository, ADVENTURE_WORKS_BACPAC, "adventureworks")
     cut_point = _store_cut_bacpac(repository, work)
     damaged_root = work / "damaged"
     damaged_root.mkdir()
     damaged, damaged_secret = make_repository(damaged_root)
-    damaged_point = _store_bacpac(damaged)
+    damaged_point = store_bacpac(damaged, ADVENTURE_WORKS_BACPAC, "adventureworks")
     _damage(damaged)
     password = work / "sql.password"
     password.write_text(SQL_PASSWORD + "\n", encoding="utf-8")
@@ -166,58 +159,34 @@ def scenario(
     policy["sql"] = {"retention": {"days": 7}, "login": {"file": str(password)}}
     del policy["snapshots"], policy["image_backup"]
     store_policy(stack, policy)
-    connection = stack.storage_connection_string
-    with (
-        TableClient.from_connection_string(connection, table_name=SESSIONS_TABLE) as sessions,
-        TableClient.from_connection_string(connection, table_name=POINTS_TABLE) as points,
-    ):
-        catalog = AzureTableCatalog(sessions, points)
-        catalog.ensure_tables()
-        catalog.add_point(
-            RestorePoint(
-                point_id=POINT,
-                resource_id=sales,
-                kind=PointKind.BACPAC,
-                time=dt.datetime.now(dt.UTC),
-                policy_id="restore-policy",
-                session_id="restore-test-session",
-                repository_point_id=point_id,
-            )
-        )
+    record_point(
+        stack,
+        RestorePoint(
+            point_id=POINT,
+            resource_id=sales,
+            kind=PointKind.BACPAC,
+            time=dt.datetime.now(dt.UTC),
+            policy_id="restore-policy",
+            session_id="restore-test-session",
+            repository_point_id=point_id,
+        ),
+    )
 
     built = Scenario(stack, work, repository, point_id, server, sales, work / "runtime")
     with running_app(stack, work) as (host, book):
         base = {"point": POINT, "server": server}
-        status, answer = _post(host, built, "new", {**base, "name": "aw-restored"})
-        assert status == 202, answer
-        _wait(built, "new", answer)
+        _restore(host, built, "new", {**base, "name": "aw-restored"})
         _post(host, built, "taken", {**base, "name": "aw-restored"})
         _post(host, built, "unconfirmed swap", {**base, "name": "sales-new", "swap_with_original": True})
-        status, answer = _post(
-            host, built, "swap", {**base, "name": "sales-new", "swap_with_original": True, "confirm": True}
-        )
-        assert status == 202, answer
-        _wait(built, "swap", answer)
-        damaged_request = {
-            "point": damaged_point,
-            "server": server,
-            "name": "aw-damaged",
-            "repository": {"location": damaged, "passphrase": {"file": str(damaged_secret)}},
-            "login": {"file": str(password)},
-        }
-        status, answer = _post(host, built, "damaged", damaged_request)
-        assert status == 202, answer
-        _wait(built, "damaged", answer)
-        half_request = {
-            "point": cut_point,
-            "server": server,
-            "name": "aw-half",
-            "repository": {"location": repository, "passphrase": {"file": str(secret)}},
-            "login": {"file": str(password)},
-        }
-        status, answer = _post(host, built, "half", half_request)
-        assert status == 202, answer
-        _wait(built, "half", answer)
+        _restore(host, built, "swap", {**base, "name": "sales-new", "swap_with_original": True, "confirm": True})
+
+        def naming_its_repository(point: str, name: str, location: str, passphrase: Path) -> dict[str, Any]:
+            """A request that names the repository and login itself instead of taking the policy's."""
+            own = {"location": location, "passphrase": {"file": str(passphrase)}}
+            return {"point": point, "server": server, "name": name, "repository": own, "login": {"file": str(password)}}
+
+        _restore(host, built, "damaged", naming_its_repository(damaged_point, "aw-damaged", damaged, damaged_secret))
+        _restore(host, built, "half", naming_its_repository(cut_point, "aw-half", repository, secret))
         _post(host, built, "unknown", {**base, "point": "bak-no-such-point", "name": "x"})
         _post(host, built, "bad body", {"point": 7, "server": server, "confirm": "yes", "password": "x"})
         for label, name in (("cli", "aw-cli"), ("cli taken", "aw-cli")):
