@@ -17,6 +17,8 @@ from functions import names
 from shared.core.errors import redact
 from shared.services.messages import JobHandle, JobState, PollJobsRequest, PollJobsResult
 
+from .tracing import traced
+
 __all__ = [
     "BackoffRetry",
     "JobStart",
@@ -99,19 +101,21 @@ def run_jobs(
     all_or_nothing: bool = False,
     on_poll: Callable[[JobsProgress], None] = _no_report,
     max_poll_failures: int = 5,
+    traceparent: str = "",
 ) -> Generator[Any, Any, dict[str, JobState]]:
     """Run one worker job per key to its end; returns the final state by key.
 
-    At most ``slots`` attempts run at once (0: all); a waiting job starts when one ends. Each round
-    is one durable timer (the shortest poll interval) and one ``poll_backup_jobs`` for every running
-    attempt. An attempt that failed retryably (a lost worker, a transient error) is followed by the
-    next one, up to its handle's ``max_attempts``; a job still running past its deadline (counted
-    from its first attempt) is stopped. After ``max_poll_failures`` polls in a row fail, every job
-    not ended fails. ``retry`` is for the poll and stop activities.
+        At most ``slots`` attempts run at once (0: all); a waiting job starts when one ends. Each round
+        is one durable timer (the shortest poll interval) and one ``poll_backup_jobs`` for every running
+        attempt. An attempt that failed retryably (a lost worker, a transient error) is followed by the
+        next one, up to its handle's ``max_attempts``; a job still running past its deadline (counted
+        from its first attempt) is stopped. After ``max_poll_failures`` polls in a row fail, every job
+        not ended fails. ``retry`` is for the poll and stop activities, which run under ``traceparent``
+    (the caller's span), so they join its trace.
 
-    ``all_or_nothing`` (a restore, where one failed job fails the whole): the first failure ends the
-    run; the attempts still running are stopped, no other starts, and the jobs not ended are left
-    out of the result (a running one that could not be stopped is in it, failed, saying so).
+        ``all_or_nothing`` (a restore, where one failed job fails the whole): the first failure ends the
+        run; the attempts still running are stopped, no other starts, and the jobs not ended are left
+        out of the result (a running one that could not be stopped is in it, failed, saying so).
     """
     ended: dict[str, JobState] = {}
     running: dict[str, JobHandle] = {}
@@ -147,7 +151,7 @@ def run_jobs(
         """Stops the attempts; "" or why they may still run."""
         try:
             yield context.call_activity_with_retry(
-                names.STOP_BACKUP_JOBS, retry, PollJobsRequest(tuple(handles)).to_dict()
+                names.STOP_BACKUP_JOBS, retry, traced(PollJobsRequest(tuple(handles)).to_dict(), traceparent)
             )
         except Exception as error:
             return f" and could not be stopped: {failure_reason(error)}"
@@ -168,7 +172,7 @@ def run_jobs(
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=interval))
         try:
             polled = yield context.call_activity_with_retry(
-                names.POLL_BACKUP_JOBS, retry, PollJobsRequest(tuple(running.values())).to_dict()
+                names.POLL_BACKUP_JOBS, retry, traced(PollJobsRequest(tuple(running.values())).to_dict(), traceparent)
             )
         except Exception as error:
             poll_failures += 1
@@ -219,6 +223,7 @@ def run_job(
     *,
     on_poll: Callable[[JobsProgress], None] = _no_report,
     max_poll_failures: int = 5,
+    traceparent: str = "",
 ) -> Generator[Any, Any, JobState]:
     """:func:`run_jobs` for one job; ``start`` takes the attempt number."""
     states = yield from run_jobs(
@@ -228,6 +233,7 @@ def run_job(
         retry,
         on_poll=on_poll,
         max_poll_failures=max_poll_failures,
+        traceparent=traceparent,
     )
     return states["job"]
 

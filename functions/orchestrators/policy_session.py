@@ -223,6 +223,7 @@ def _image_retention(
             context,
             lambda _: context.call_activity_with_retry(names.START_MAINTENANCE_JOB, START_RETRY, maintenance),
             POLL_RETRY,
+            traceparent=traceparent,
         )
         if state.state != "succeeded":
             return (), f"image retention: the maintenance worker failed: {state.reason}"

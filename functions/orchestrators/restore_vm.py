@@ -140,7 +140,9 @@ def _write_disks(
         context.set_custom_status({**status, "bytes_written": written(progress.ended) + progress.progress_bytes})
 
     context.set_custom_status({"phase": "writing disks", "what": plan.what, "disks": len(created), "bytes_written": 0})
-    states = yield from run_jobs(context, list(disks), start, POLL_RETRY, all_or_nothing=True, on_poll=report)
+    states = yield from run_jobs(
+        context, list(disks), start, POLL_RETRY, all_or_nothing=True, on_poll=report, traceparent=plan.traceparent
+    )
     problems = [
         f"writing disk {_label(by_lun[disk.lun])} failed: {state.reason}"
         for disk in created

@@ -233,4 +233,4 @@ def _run_job(
         status = {"phase": "storing the BACPAC", "database": request.database.name}
         context.set_custom_status({**status, "bytes": progress.progress_bytes})
 
-    return (yield from run_job(context, start, POLL_RETRY, on_poll=report))
+    return (yield from run_job(context, start, POLL_RETRY, on_poll=report, traceparent=request.traceparent))

@@ -169,4 +169,4 @@ def _run_job(
         if progress.progress_bytes:
             phase("rebuilding the BACPAC", bytes=progress.progress_bytes, total=plan.size_bytes)
 
-    return (yield from run_job(context, start, POLL_RETRY, on_poll=report))
+    return (yield from run_job(context, start, POLL_RETRY, on_poll=report, traceparent=plan.traceparent))

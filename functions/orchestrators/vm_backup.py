@@ -183,7 +183,17 @@ def _run_jobs(
         status = {"phase": "image-level backup", "vm": request.vm.name, "jobs_running": progress.running}
         context.set_custom_status({**status, "bytes": progress.progress_bytes})
 
-    return (yield from run_jobs(context, list(by_disk), start, POLL_RETRY, slots=request.worker_slots, on_poll=report))
+    return (
+        yield from run_jobs(
+            context,
+            list(by_disk),
+            start,
+            POLL_RETRY,
+            slots=request.worker_slots,
+            on_poll=report,
+            traceparent=request.traceparent,
+        )
+    )
 
 
 def _point(

@@ -197,6 +197,9 @@ def test_one_trace_from_the_trigger_into_the_workers(traced: Traced) -> None:
     start = by_id[bacpac.parent_span_id]
     assert start.name == names.START_BACPAC_JOB and start.parent_span_id == sql.span_id and not bacpac.error
     assert int(str(bacpac.attributes["bulwark.bytes_read"])) > 0
+    # The workers are polled under the orchestration that runs them, not in traces of their own.
+    polls = [s for s in session if s.name == names.POLL_BACKUP_JOBS]
+    assert {by_id[s.parent_span_id].name for s in polls} == {names.VM_BACKUP, names.SQL_BACKUP}
     _hangs_from(session, trigger, 4)  # trigger, session, VM/SQL orchestration, activity, worker
 
 
