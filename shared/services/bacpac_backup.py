@@ -15,20 +15,18 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from shared.core.clock import Clock
-from shared.core.errors import ConfigError
 from shared.engine.fileset import backup_fileset
 from shared.repo.point import Point
 from shared.sources.bacpac import BacpacFile
 
 from .image_backup import JOB_TAG, find_job_point
-from .job_report import JobProgress, open_job_repository, run_reported
+from .job_report import RepositoryJob
 from .job_spec import JobSpec
-from .job_status import JobStatus, JobStatusStore
-from .ports import RepositoryOpener, SecretResolver
+from .job_status import JobStatus
 
 __all__ = ["BacpacBackupJob", "BacpacDownloads"]
 
@@ -41,44 +39,19 @@ class BacpacDownloads(Protocol):
         ...
 
 
-class BacpacBackupJob:
-    def __init__(
-        self,
-        *,
-        secrets: SecretResolver,
-        repositories: RepositoryOpener,
-        downloads: BacpacDownloads,
-        status: JobStatusStore,
-        clock: Clock,
-        workers: int = 2,
-        scratch: Path | None = None,
-        progress_interval: float = 2.0,
-    ) -> None:
-        self._secrets = secrets
-        self._repositories = repositories
-        self._downloads = downloads
-        self._status = status
-        self._clock = clock
-        self._workers = workers
-        self._scratch = scratch
-        self._progress_interval = progress_interval
+@dataclass(frozen=True, kw_only=True)
+class BacpacBackupJob(RepositoryJob, kind="bacpac-backup", source_kind="bacpac-blob", title="a BACPAC backup"):
+    downloads: BacpacDownloads
 
-    def run(self, spec: JobSpec) -> dict[str, Any]:
-        if spec.kind != "bacpac-backup" or spec.source.kind != "bacpac-blob":
-            raise ConfigError(f"job {spec.job_id} is not a BACPAC backup ({spec.kind}, {spec.source.kind})")
-        return run_reported(
-            spec, self._status, self._clock, lambda status: self._backup(spec, status), progress_key="bytes_read"
-        )
-
-    def _backup(self, spec: JobSpec, status: JobStatus) -> dict[str, Any]:
-        repo = open_job_repository(spec, self._secrets, self._repositories)
+    def work(self, spec: JobSpec, running: JobStatus) -> dict[str, Any]:
+        repo = self.open_repository(spec)
         existing = find_job_point(repo, spec.job_id)
         if existing is not None:
             log.info("job %s: restore point %s exists already; reporting it", spec.job_id, existing.point_id)
             return _result(spec, existing, reused=True)
-        with tempfile.TemporaryDirectory(prefix="bulwark-bacpac-", dir=self._scratch) as folder:
+        with tempfile.TemporaryDirectory(prefix="bulwark-bacpac-", dir=self.scratch) as folder:
             path = Path(folder) / "export.bacpac"
-            size = self._downloads.download(spec.source.snapshot_id, path)
+            size = self.downloads.download(spec.source.snapshot_id, path)
             log.info("job %s: downloaded the staging BACPAC (%d bytes)", spec.job_id, size)
             with BacpacFile(path, source_id=spec.source.disk_id) as bacpac:
                 tables = len(bacpac.tables())
@@ -87,8 +60,8 @@ class BacpacBackupJob:
                     bacpac,
                     kind="bacpac",
                     tags={**spec.tags, JOB_TAG: spec.job_id},
-                    workers=self._workers,
-                    progress=JobProgress(self._status, status, self._clock, self._progress_interval),
+                    workers=self.workers,
+                    progress=self.progress(running),
                 )
         result = _result(spec, outcome.point, reused=False)
         result.update(

@@ -15,21 +15,20 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from shared.core.clock import Clock
-from shared.core.errors import ConfigError, UsageError
+from shared.core.errors import UsageError
 from shared.engine.fileset import restore_fileset
 from shared.repo import walk
 from shared.repo.point import Point
 from shared.repo.repository import Repository
 from shared.sources.bacpac import CONTAINER, BacpacWriter
 
-from .job_report import JobProgress, open_job_repository, run_reported
+from .job_report import RepositoryJob
 from .job_spec import JobSpec
-from .job_status import JobStatus, JobStatusStore
-from .ports import RepositoryOpener, SecretResolver
+from .job_status import JobStatus
 
 __all__ = ["BacpacRestoreJob", "BacpacUploads", "load_bacpac_point", "rebuild_bacpac"]
 
@@ -63,44 +62,19 @@ def rebuild_bacpac(
     return {"point_id": point.point_id, "members": result.members, "bytes": target.stat().st_size}
 
 
-class BacpacRestoreJob:
-    def __init__(
-        self,
-        *,
-        secrets: SecretResolver,
-        repositories: RepositoryOpener,
-        uploads: BacpacUploads,
-        status: JobStatusStore,
-        clock: Clock,
-        workers: int = 2,
-        scratch: Path | None = None,
-        progress_interval: float = 2.0,
-    ) -> None:
-        self._secrets = secrets
-        self._repositories = repositories
-        self._uploads = uploads
-        self._status = status
-        self._clock = clock
-        self._workers = workers
-        self._scratch = scratch
-        self._progress_interval = progress_interval
+@dataclass(frozen=True, kw_only=True)
+class BacpacRestoreJob(RepositoryJob, kind="bacpac-restore", source_kind="bacpac-point", title="a BACPAC restore"):
+    uploads: BacpacUploads
 
-    def run(self, spec: JobSpec) -> dict[str, Any]:
-        if spec.kind != "bacpac-restore" or spec.source.kind != "bacpac-point":
-            raise ConfigError(f"job {spec.job_id} is not a BACPAC restore ({spec.kind}, {spec.source.kind})")
-        return run_reported(
-            spec, self._status, self._clock, lambda status: self._restore(spec, status), progress_key="bytes_read"
-        )
-
-    def _restore(self, spec: JobSpec, status: JobStatus) -> dict[str, Any]:
-        repo = open_job_repository(spec, self._secrets, self._repositories)
+    def work(self, spec: JobSpec, running: JobStatus) -> dict[str, Any]:
+        repo = self.open_repository(spec)
         point = load_bacpac_point(repo, spec.source.snapshot_id)
-        progress = JobProgress(self._status, status, self._clock, self._progress_interval)
-        with tempfile.TemporaryDirectory(prefix="bulwark-bacpac-restore-", dir=self._scratch) as folder:
+        progress = self.progress(running)
+        with tempfile.TemporaryDirectory(prefix="bulwark-bacpac-restore-", dir=self.scratch) as folder:
             path = Path(folder) / "restore.bacpac"
-            rebuilt = rebuild_bacpac(repo, point, path, workers=self._workers, progress=progress)
+            rebuilt = rebuild_bacpac(repo, point, path, workers=self.workers, progress=progress)
             log.info("job %s: rebuilt point %s (%d bytes)", spec.job_id, point.point_id, rebuilt["bytes"])
-            self._uploads.upload(path, spec.source.disk_id)
+            self.uploads.upload(path, spec.source.disk_id)
         return {
             "job_id": spec.job_id,
             "kind": "bacpac-restore",

@@ -6,14 +6,18 @@ attempt may help (:func:`is_retryable`), and raises the error again. :class:`Job
 the running record's byte count while the work goes on. The app's poller reads nothing else.
 
 :func:`open_job_repository` opens the spec's repository: the passphrase lives only in its frame,
-so a job never holds it beyond opening.
+so a job never holds it beyond opening. :class:`RepositoryJob` puts these together for a job that
+works on one repository: the parts it is built from, the check of the spec's kinds and ``run``.
 """
 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 from shared.core.clock import Clock, format_time
 from shared.core.errors import (
@@ -34,7 +38,7 @@ from .job_spec import JobSpec
 from .job_status import JobStatus, JobStatusStore
 from .ports import RepositoryOpener, SecretResolver
 
-__all__ = ["JobProgress", "failed_status", "is_retryable", "open_job_repository", "run_reported"]
+__all__ = ["JobProgress", "RepositoryJob", "failed_status", "is_retryable", "open_job_repository", "run_reported"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,50 @@ def open_job_repository(spec: JobSpec, secrets: SecretResolver, repositories: Re
     """The spec's repository, opened with the passphrase its reference resolves to."""
     passphrase = secrets.resolve(spec.repository.passphrase)
     return repositories.open(spec.repository.location, passphrase)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepositoryJob(ABC):
+    """A worker job on one repository: ``run`` checks that the spec is of the subclass's ``kind``
+    and ``source_kind`` (ConfigError naming ``title`` otherwise), then reports ``work`` through
+    :func:`run_reported`. A subclass names those in its class line and adds its own ports as fields:
+    ``class Rebuild(RepositoryJob, kind="bacpac-restore", source_kind="bacpac-point", title="a rebuild")``."""
+
+    kind: ClassVar[str]
+    source_kind: ClassVar[str]
+    title: ClassVar[str]
+    progress_key: ClassVar[str] = "bytes_read"
+
+    secrets: SecretResolver
+    repositories: RepositoryOpener
+    status: JobStatusStore
+    clock: Clock
+    workers: int = 2
+    scratch: Path | None = None
+    """Where the job's temporary files go (the system's temporary folder when None)."""
+    progress_interval: float = 2.0
+
+    def __init_subclass__(cls, *, kind: str, source_kind: str, title: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind, cls.source_kind, cls.title = kind, source_kind, title
+
+    def run(self, spec: JobSpec) -> dict[str, Any]:
+        if spec.kind != self.kind or spec.source.kind != self.source_kind:
+            raise ConfigError(f"job {spec.job_id} is not {self.title} ({spec.kind}, {spec.source.kind})")
+        return run_reported(
+            spec, self.status, self.clock, lambda running: self.work(spec, running), progress_key=self.progress_key
+        )
+
+    @abstractmethod
+    def work(self, spec: JobSpec, running: JobStatus) -> dict[str, Any]:
+        """Do the job; its result (ids and counts) becomes the ``succeeded`` record's."""
+
+    def open_repository(self, spec: JobSpec) -> Repository:
+        return open_job_repository(spec, self.secrets, self.repositories)
+
+    def progress(self, running: JobStatus) -> JobProgress:
+        """Counts bytes into ``running``'s record while ``work`` goes on."""
+        return JobProgress(self.status, running, self.clock, self.progress_interval)
 
 
 class JobProgress:

@@ -4,13 +4,14 @@ session would have, and the ``bulwark`` CLI installed beside this Python."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 
 from azure.data.tables import TableClient
 from bulwark_local.stack import Stack
 
-from shared.catalog.model import RestorePoint
+from shared.catalog.model import PointDisk, PointKind, RestorePoint
 from shared.catalog.table import AzureTableCatalog
 from shared.engine.fileset import backup_fileset
 from shared.sources.bacpac import BacpacFile
@@ -20,8 +21,28 @@ from tests.worker.estate import open_repository
 BULWARK = str(Path(sys.executable).parent / "bulwark")
 
 
-def record_point(stack: Stack, point: RestorePoint) -> None:
-    """Add ``point`` to the stack's catalog (its tables made when missing)."""
+def record_point(
+    stack: Stack,
+    point_id: str,
+    resource_id: str,
+    kind: PointKind,
+    *,
+    policy_id: str,
+    repository_point_id: str,
+    disks: tuple[PointDisk, ...] = (),
+) -> None:
+    """Add point ``point_id`` of ``resource_id`` to the stack's catalog (its tables made when
+    missing), as made just now by a session of ``policy_id``."""
+    point = RestorePoint(
+        point_id=point_id,
+        resource_id=resource_id,
+        kind=kind,
+        time=dt.datetime.now(dt.UTC),
+        policy_id=policy_id,
+        session_id=f"{policy_id}-test-session",
+        repository_point_id=repository_point_id,
+        disks=disks,
+    )
     connection = stack.storage_connection_string
     with (
         TableClient.from_connection_string(connection, table_name=SESSIONS_TABLE) as sessions,

@@ -8,7 +8,6 @@ unknown points 404s.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import subprocess
 import urllib.request
@@ -21,7 +20,7 @@ from urllib.parse import quote
 import pytest
 from bulwark_local.stack import Stack
 
-from shared.catalog.model import PointDisk, PointKind, RestorePoint
+from shared.catalog.model import PointDisk, PointKind
 from shared.engine.backup import backup_image
 from shared.sources.image_file import ImageFileSource
 from tests.app.harness import KEY, call, policy_document, running_app, store_policy
@@ -66,18 +65,9 @@ def scenario(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with ImageFileSource(disk) as source:
         point_id = backup_image(open_repository(repository), source, workers=2).point.point_id
     store_policy(stack, policy_document(stack, "browse", repository, secret, "browse-policy"))
+    os_disk = PointDisk(f"{VM}-os", None, "snap", point_id, disk.stat().st_size)
     record_point(
-        stack,
-        RestorePoint(
-            point_id=POINT,
-            resource_id=VM,
-            kind=PointKind.IMAGE,
-            time=dt.datetime.now(dt.UTC),
-            policy_id="browse-policy",
-            session_id="browse-test-session",
-            repository_point_id=point_id,
-            disks=(PointDisk(f"{VM}-os", None, "snap", point_id, disk.stat().st_size),),
-        ),
+        stack, POINT, VM, PointKind.IMAGE, policy_id="browse-policy", repository_point_id=point_id, disks=(os_disk,)
     )
     built = Scenario(repository, secret, point_id)
     with running_app(stack, work) as (host, _):

@@ -20,7 +20,6 @@ custom status, HTTP answers or logs; the determinism check passes.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -39,7 +38,7 @@ from bulwark_local.stack import Stack
 
 from shared.azure.bacpac_blobs import BlobBacpacStaging
 from shared.azure.clients import AzureClients
-from shared.catalog.model import PointKind, RestorePoint
+from shared.catalog.model import PointKind
 from shared.core.errors import AzureResourceNotFoundError
 from shared.services.bacpac_restore import rebuild_bacpac
 from shared.storage.location import EMULATOR_KEY
@@ -159,18 +158,7 @@ def scenario(
     policy["sql"] = {"retention": {"days": 7}, "login": {"file": str(password)}}
     del policy["snapshots"], policy["image_backup"]
     store_policy(stack, policy)
-    record_point(
-        stack,
-        RestorePoint(
-            point_id=POINT,
-            resource_id=sales,
-            kind=PointKind.BACPAC,
-            time=dt.datetime.now(dt.UTC),
-            policy_id="restore-policy",
-            session_id="restore-test-session",
-            repository_point_id=point_id,
-        ),
-    )
+    record_point(stack, POINT, sales, PointKind.BACPAC, policy_id="restore-policy", repository_point_id=point_id)
 
     built = Scenario(stack, work, repository, point_id, server, sales, work / "runtime")
     with running_app(stack, work) as (host, book):

@@ -3,13 +3,15 @@ in-memory status store and a fixed clock."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from shared.core.errors import SourceError, WrongKeyError
-from shared.services.job_report import run_reported
+from shared.core.errors import ConfigError, SourceError, WrongKeyError
+from shared.repo.repository import Repository
+from shared.services.job_report import RepositoryJob, run_reported
 from shared.services.job_spec import ArmRef, JobSource, JobSpec, RepositoryRef, SecretRef, StatusRef
 from shared.services.job_status import InMemoryJobStatusStore, JobStatus
 
@@ -74,3 +76,30 @@ def test_a_failure_is_recorded_redacted_with_its_code_and_raised_again(
     assert record is not None and record.state == "failed" and record.error is not None
     assert record.error.startswith(message) and "c2VjcmV0" not in record.error
     assert record.error_code == code and record.retryable is retryable
+
+
+class NoSecrets:
+    def resolve(self, reference: SecretRef) -> str:
+        raise AssertionError("a job of another kind must not resolve its secrets")
+
+
+class NoRepositories:
+    def open(self, location: str, passphrase: str) -> Repository:
+        raise AssertionError("a job of another kind must not open its repository")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RebuildJob(RepositoryJob, kind="bacpac-restore", source_kind="bacpac-point", title="a rebuild"):
+    def work(self, spec: JobSpec, running: JobStatus) -> dict[str, Any]:
+        self.progress(running)(10)
+        return {"bytes_read": 10}
+
+
+def test_a_repository_job_runs_only_specs_of_its_kinds() -> None:
+    store = InMemoryJobStatusStore()
+    job = RebuildJob(secrets=NoSecrets(), repositories=NoRepositories(), status=store, clock=StepClock())
+    assert job.run(SPEC) == {"bytes_read": 10}
+    other = replace(SPEC, job_id="job-2", kind="bacpac-backup")
+    with pytest.raises(ConfigError, match=r"job job-2 is not a rebuild \(bacpac-backup, bacpac-point\)"):
+        job.run(other)
+    assert store.get("job-2") is None
