@@ -27,7 +27,6 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -38,9 +37,10 @@ from shared.core.errors import BulwarkError, ConfigError, FieldProblem, InvalidD
 from shared.services.api import Answer, error_answer, read_json
 from shared.services.browse import read_range
 from shared.services.job_spec import RepositoryRef, SecretRef
+from shared.services.request_secrets import RequestSecrets
 from shared.services.sql_restore import SqlRestoreRequest
 from shared.telemetry.spans import span
-from shared.wiring import sql_restore_services
+from shared.wiring import services, sql_restore_services
 
 bp = df.Blueprint()
 
@@ -119,7 +119,9 @@ async def start_sql_restore(req: func.HttpRequest, client: df.DurableOrchestrati
 
     def validated() -> SqlRestoreRequest:
         body = read_json(req.get_body(), req.headers.get("Content-Type"), what=_SUBJECT, example=_EXAMPLE)
-        request = parse_restore_request(body, restore_id=instance_id, stamp=f"{now:%Y%m%d%H%M%S}")
+        settings = services().settings
+        references = RequestSecrets(settings.key_vault, files=settings.is_local)
+        request = parse_restore_request(body, restore_id=instance_id, stamp=f"{now:%Y%m%d%H%M%S}", secrets=references)
         sql_restore_services().validate.run(request)  # a 4xx now, before anything starts
         return request
 
@@ -140,8 +142,9 @@ async def start_sql_restore(req: func.HttpRequest, client: df.DurableOrchestrati
     )
 
 
-def parse_restore_request(body: object, *, restore_id: str, stamp: str) -> SqlRestoreRequest:
-    """The request a POST body asks for; InvalidDocumentError naming every field that is wrong."""
+def parse_restore_request(body: object, *, restore_id: str, stamp: str, secrets: RequestSecrets) -> SqlRestoreRequest:
+    """The request a POST body asks for; InvalidDocumentError naming every field that is wrong.
+    ``secrets`` decides which secret references the caller may name."""
     if not isinstance(body, Mapping):
         raise InvalidDocumentError(_SUBJECT, [FieldProblem("", "is not a JSON object", f"send {_EXAMPLE}")])
     problems = [
@@ -172,21 +175,28 @@ def parse_restore_request(body: object, *, restore_id: str, stamp: str) -> SqlRe
             raw = body["repository"]
             if not isinstance(raw, Mapping):
                 raise ConfigError("must be an object")
-            repository = RepositoryRef(str(raw.get("location") or ""), _secret(raw.get("passphrase")))
+            repository = RepositoryRef(str(raw.get("location") or ""), secrets.parse(raw.get("passphrase")))
             if not repository.location:
                 raise ConfigError("needs 'location'")
     except ConfigError as exc:
         problems.append(
             FieldProblem(
-                "repository", str(exc), 'send {"location": "...", "passphrase": {"file": "/path"}} (a reference)'
+                "repository",
+                str(exc),
+                'send {"location": "...", "passphrase": {"key_vault_secret": "name"}} (a reference; '
+                '{"file": "/path"} on the local stack)',
             )
         )
     try:
         if body.get("login") is not None:
-            login = _secret(body["login"])
+            login = secrets.parse(body["login"])
     except ConfigError as exc:
         problems.append(
-            FieldProblem("login", str(exc), 'send a reference: {"file": "/path"} or {"kind": "keyvault", ...}')
+            FieldProblem(
+                "login",
+                str(exc),
+                'send a reference: {"key_vault_secret": "name"} ({"file": "/path"} on the local stack)',
+            )
         )
     if problems:
         raise InvalidDocumentError(_SUBJECT, problems)
@@ -202,17 +212,6 @@ def parse_restore_request(body: object, *, restore_id: str, stamp: str) -> SqlRe
         swap_with_original=flags["swap_with_original"],
         confirm=flags["confirm"],
     )
-
-
-def _secret(raw: Any) -> SecretRef:
-    """A secret reference: ``{"file": path}`` or ``{"kind": ..., ...}``; never a secret itself."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError("must be a reference object")
-    if set(raw) & {"password", "value", "secret", "passphrase"}:
-        raise ConfigError("holds what looks like an inline secret, which is never accepted")
-    if "file" in raw and "kind" not in raw:
-        return SecretRef("file", path=str(raw["file"]))
-    return SecretRef.from_dict(raw)
 
 
 class _Unsatisfiable(Exception):

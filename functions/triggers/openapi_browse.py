@@ -21,8 +21,8 @@ def _json(name: str) -> dict[str, Any]:
 def browse_schemas() -> dict[str, Any]:
     secret = {
         "type": "object",
-        "description": 'a reference to a secret, never the secret: {"file": "/path"} or '
-        '{"kind": "keyvault", "vault": "...", "name": "..."}',
+        "description": 'a reference to a secret, never the secret: {"key_vault_secret": "name"} (a secret of '
+        'the app\'s Key Vault), or on the local stack only {"file": "/path"}',
     }
     return {
         "SqlRestoreRequest": {

@@ -32,7 +32,9 @@ repository into the staging container, the app imports it with ARM and deletes t
 Without the app: `bulwark restore-bacpac POINT FILE --repo ...`, then import FILE with SqlPackage.
 
 POINT is a catalog point id (GET /api/points?resource=<database id>&kind=bacpac); with --repo it is
-a repository point id, and --login-file names the server admin password file the app reads.
+a repository point id. Secrets are named, never sent: --login-secret and --password-secret name
+secrets in the app's Key Vault; --login-file and --password-file name files the app reads, which
+only an app on the local stack accepts.
 
 environment:
   {APP_ENV}      the app, e.g. http://127.0.0.1:7071 (or --app)
@@ -45,6 +47,8 @@ examples:
       --name sales-new --swap-with-original --yes      # sales -> sales-old-<time>, sales-new -> sales
   bulwark restore sql 3f2a9c --repo /backups --password-file repo.pass --login-file /run/secrets/sql \\
       --server /subscriptions/.../servers/sql-dr --name sales --app http://127.0.0.1:7071
+  bulwark restore sql 3f2a9c --repo https://acct.blob.core.windows.net/backups --password-secret repo-pass \\
+      --login-secret sql-dr-admin --server /subscriptions/.../servers/sql-dr --name sales
 
 exit codes: 2 refused (the name exists without --yes, a bad server or name), 5 unknown point,
 3 the app cannot be reached, 9 the restore ran and failed (the reason is printed).
@@ -80,8 +84,12 @@ def add_sql_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     sql.add_argument("--yes", action="store_true", help="confirm replacing a name (swap, or a NEW that exists)")
     sql.add_argument("--app", metavar="URL", default=os.environ.get(APP_ENV), help=f"the app (default: ${APP_ENV})")
     sql.add_argument("--repo", metavar="REPO", help="the repository of a point the catalog does not know")
-    sql.add_argument("--password-file", type=Path, metavar="FILE", help="with --repo: its passphrase file (a path)")
-    sql.add_argument("--login-file", type=Path, metavar="FILE", help="the server admin password file (a path)")
+    passphrase = sql.add_mutually_exclusive_group()
+    passphrase.add_argument("--password-file", type=Path, metavar="FILE", help="with --repo: its passphrase file")
+    passphrase.add_argument("--password-secret", metavar="NAME", help="with --repo: its passphrase's Key Vault secret")
+    login = sql.add_mutually_exclusive_group()
+    login.add_argument("--login-file", type=Path, metavar="FILE", help="the server admin password file")
+    login.add_argument("--login-secret", metavar="NAME", help="the server admin password's Key Vault secret")
     sql.add_argument("--original", metavar="ID", help="with --repo and --swap-with-original: the original database")
     sql.add_argument("--no-wait", action="store_true", help="print the restore's id and status link, and return")
     sql.add_argument("--timeout", type=float, default=24 * 3600, metavar="S", help="give up waiting after S seconds")
@@ -117,11 +125,13 @@ def sql_cmd(args: argparse.Namespace) -> int:
     if args.yes:
         body["confirm"] = True
     if args.repo:
-        if args.password_file is None:
-            raise UsageError("--repo needs --password-file", hint="the app reads the passphrase from that file")
-        body["repository"] = {"location": args.repo, "passphrase": {"file": str(args.password_file.resolve())}}
-    if args.login_file is not None:
-        body["login"] = {"file": str(args.login_file.resolve())}
+        if args.password_file is None and args.password_secret is None:
+            raise UsageError(
+                "--repo needs --password-secret or --password-file", hint="the app reads the passphrase from there"
+            )
+        body["repository"] = {"location": args.repo, "passphrase": _reference(args.password_file, args.password_secret)}
+    if args.login_file is not None or args.login_secret is not None:
+        body["login"] = _reference(args.login_file, args.login_secret)
     if args.original:
         body["original"] = args.original
     base = args.app.rstrip("/")
@@ -151,3 +161,8 @@ def sql_cmd(args: argparse.Namespace) -> int:
         )
         say(f"restored into {output['database_id']}{aside}")
     return 0
+
+
+def _reference(file: Path | None, secret: str | None) -> dict[str, str]:
+    """Where the app finds a secret: a Key Vault secret of its own, or a file (local stack only)."""
+    return {"key_vault_secret": secret} if secret is not None else {"file": str(Path(str(file)).resolve())}
