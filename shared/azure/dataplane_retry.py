@@ -9,7 +9,8 @@ scaled by a random half to whole (jitter: threads that failed together do not re
 What is worth another try: a transport failure (connection refused or reset, timeout, a body cut
 short), always; for a response, the request decides and returns :class:`Transient` with the reason
 (:func:`transient_status` says so for HTTP 408, 429 and 5xx) and, when the server asked for one, the
-wait before the next try. Anything it raises ends the retries at once. When the tries run out, the
+wait before the next try: the next try waits the longer of that and the backoff, and never after
+the last try. Anything it raises ends the retries at once. When the tries run out, the
 request's ``exhausted`` builds the error from the number of tries and the last reason.
 
 Reasons end up in error text, so they are redacted: SDK exception text can hold a SAS URL.
@@ -64,20 +65,19 @@ class DataPlaneRetry:
     def run(self, attempt: Callable[[], T | Transient], exhausted: Callable[[int, str], Exception], *, name: str) -> T:
         """The first result of ``attempt`` that is not :class:`Transient`; raises ``exhausted(attempts,
         last reason)`` when every try failed. ``name`` says what is tried, in debug logs."""
-        reason = ""
+        reason, asked = "", 0.0
         for number in range(self.attempts):
             if number:
-                self.sleep(self.delay(number))
+                # At least what the server asked for; the backoff when it asked for less.
+                self.sleep(max(asked, self.delay(number)))
             try:
                 outcome = attempt()
             except TRANSPORT_ERRORS as exc:
                 outcome = Transient(error_summary(exc))
             if not isinstance(outcome, Transient):
                 return outcome
-            reason = outcome.reason
+            reason, asked = outcome.reason, outcome.wait or 0.0
             log.debug("%s failed (%s), try %d of %d", name, reason, number + 1, self.attempts)
-            if outcome.wait:
-                self.sleep(outcome.wait)
         raise exhausted(self.attempts, reason)
 
 

@@ -45,11 +45,11 @@ def test_exhausted_tries_raise_the_callers_error_with_the_last_redacted_reason()
     assert len(sleeps) == 2
 
 
-def test_the_servers_retry_after_is_waited_on_top_of_the_backoff() -> None:
+def test_the_servers_retry_after_is_waited_instead_of_a_shorter_backoff() -> None:
     outcomes: list[int | Transient | None] = [transient_status(429, "TooManyRequests", retry_after="3"), 7]
     sleeps: list[float] = []
     assert _policy(sleeps).run(lambda: outcomes.pop(0), _exhausted, name="test") == 7
-    assert sleeps == [3.0, 0.25]
+    assert sleeps == [3.0]  # Retry-After 3 s beats the 0.25 s backoff; no second sleep on top
 
 
 def test_an_error_the_attempt_raises_ends_the_tries_at_once() -> None:
