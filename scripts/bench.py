@@ -2,7 +2,7 @@
 
     python -m scripts.bench [--size-mib 1024] [--trials 1] [--tools bulwark,borg,restic]
                             [--memory-runs 64:4,1024:4] [--orchestration-vms 200] [--restore-disk-gib 4]
-                            [--lanes-mib 512] [--workdir DIR] [--keep]
+                            [--lanes-mib 512] [--index-blocks 1000000] [--workdir DIR] [--keep]
 
 One run, one machine, one image (scripts.make_image: ~30 % holes, ~40 % compressible, ~30 %
 random). Per tool and trial: a fresh repository; full backup; the image is mutated in place (2 % of
@@ -22,7 +22,8 @@ Last, the orchestration run (scripts.bench_orchestration): one snapshot-only ses
 app in the local runtime over N simulated VMs with two disks each, for the orchestration overhead
 per resource. The restore run (scripts.bench_restore) writes a point back into a simulated upload
 disk, and the upload-lanes run (scripts.bench_lanes) shows what writing packs on two lanes buys when
-every storage request has a round trip.
+every storage request has a round trip; the index run (scripts.bench_index) loads a million block
+locations, as opening a repository with 1 TiB of unique data does, for memory and time.
 
 Results go to stdout (tables) and bench-results/bench.json. The exit status is non-zero when a
 restore is not byte-identical; missed speed targets are reported, not fatal.
@@ -55,6 +56,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rich.console import Console
 from rich.table import Table
 
+from scripts.bench_index import IndexBench, index_table, run_index_bench
 from scripts.bench_lanes import LanesBench, lanes_table, run_lanes_bench
 from scripts.bench_orchestration import OrchestrationResult, orchestration_table, run_orchestration_bench
 from scripts.bench_restore import RestoreBench, restore_table, run_restore_bench
@@ -113,6 +115,7 @@ class Options:
     orchestration_vms: int = 200
     restore_disk_gib: int = 4
     lanes_mib: int = 512
+    index_blocks: int = 1_000_000
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -157,6 +160,13 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         help="upload-lanes run (scripts.bench_lanes): a full backup of an image this big into a store with "
         "modelled round trips, on one pack lane and on the default two; 0 skips (default 512)",
     )
+    parser.add_argument(
+        "--index-blocks",
+        type=int,
+        default=1_000_000,
+        help="in-memory index run (scripts.bench_index): load this many block locations, as opening a "
+        "repository of that many unique MiB does; 0 skips (default 1000000, about 1 TiB)",
+    )
     parser.add_argument("--workdir", type=Path, help="parent of the scratch directory (default /var/tmp or /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -179,6 +189,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         args.orchestration_vms,
         args.restore_disk_gib,
         args.lanes_mib,
+        args.index_blocks,
     )
 
 
@@ -946,6 +957,7 @@ class Outcome:
     orchestration: OrchestrationResult | None = None
     restore: RestoreBench | None = None
     lanes: LanesBench | None = None
+    index: IndexBench | None = None
 
     @property
     def steps(self) -> list[StepResult]:
@@ -987,7 +999,11 @@ def measure(options: Options, run: Runner, scratch: Path) -> Outcome:
     if options.lanes_mib:
         console.print(f"upload-lanes run: a {options.lanes_mib} MiB image into a store with modelled round trips")
         lanes = run_lanes_bench(size_mib=options.lanes_mib, workdir=scratch)
-    return Outcome(layout, ceiling, trials, memory, scaling, orchestration, restore, lanes)
+    index = None
+    if options.index_blocks:
+        console.print(f"index run: {options.index_blocks:,} block locations loaded in a fresh process")
+        index = run_index_bench(blocks=options.index_blocks)
+    return Outcome(layout, ceiling, trials, memory, scaling, orchestration, restore, lanes, index)
 
 
 def report(outcome: Outcome, options: Options, run: Runner) -> bool:
@@ -1007,6 +1023,8 @@ def report(outcome: Outcome, options: Options, run: Runner) -> bool:
         found.append(Verdict("orchestration session: every VM Success", str(run_ok), "True", run_ok))
     if outcome.lanes is not None:
         console.print(lanes_table(outcome.lanes))
+    if outcome.index is not None:
+        console.print(index_table(outcome.index))
     if outcome.restore is not None:
         restored = outcome.restore
         console.print(restore_table(restored))
@@ -1047,6 +1065,7 @@ def report(outcome: Outcome, options: Options, run: Runner) -> bool:
             "orchestration": asdict(outcome.orchestration) if outcome.orchestration is not None else None,
             "restore": asdict(outcome.restore) if outcome.restore is not None else None,
             "lanes": asdict(outcome.lanes) | {"gain": outcome.lanes.gain} if outcome.lanes is not None else None,
+            "index": asdict(outcome.index) if outcome.index is not None else None,
             "targets": [asdict(v) for v in found],
             "restores_identical": identical,
         }

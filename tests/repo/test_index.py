@@ -1,10 +1,15 @@
-"""The in-memory index: the first location written for a block wins, ids at the edges of the id
-space and sharing prefixes are found, and anything that is not a 32-byte id is simply absent."""
+"""The in-memory index answers as a plain dict of first-written locations would: across many merges
+of its packed table, for ids at the edges of the id space and sharing prefixes, and while another
+thread looks up; anything that is not a 32-byte id is simply absent."""
 
 from __future__ import annotations
 
 import random
+import threading
 
+import pytest
+
+import shared.repo.index as index_module
 from shared.repo.index import Index, Location
 from shared.repo.pack import PackEntry
 
@@ -20,7 +25,9 @@ def _entry(rng: random.Random, block_id: bytes | None = None) -> PackEntry:
     )
 
 
-def test_lookups_match_a_dict_of_first_written_locations() -> None:
+@pytest.mark.parametrize("merge_at", [1 << 14, 16, 1])
+def test_lookups_match_a_dict_of_first_written_locations(merge_at: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "_MERGE_MIN", merge_at)  # 16 and 1: hundreds of merges
     rng = random.Random(5)
     index, model = Index(), dict[bytes, Location]()
     edges = [bytes(32), b"\xff" * 32, b"\x00\x01" + bytes(30), b"\xff\xfe" + b"\xff" * 30]
@@ -47,3 +54,30 @@ def test_lookups_match_a_dict_of_first_written_locations() -> None:
         assert absent not in index and index.get(absent) is None
     assert b"short" not in index and "text" not in index and index.get(b"short") is None
     assert {location.pack_id for location in model.values()} <= index.pack_ids()
+
+
+def test_a_reader_thread_finds_every_block_added_before_while_the_table_is_rebuilt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(index_module, "_MERGE_MIN", 50)
+    rng = random.Random(9)
+    index = Index()
+    first = [_entry(rng) for _ in range(300)]
+    index.add_pack("00" * 16, first)
+    misses: list[bytes] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            misses.extend(entry.block_id for entry in first if index.get(entry.block_id) is None)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for pack in range(300):  # a merge every other pack swaps the table under the reader
+            index.add_pack(f"{pack + 1:032x}", [_entry(rng) for _ in range(30)])
+    finally:
+        stop.set()
+        reader.join()
+    assert misses == []
+    assert len(index) == 300 + 300 * 30
