@@ -62,7 +62,7 @@ _ID = 32
 # Beside each id: pack number, kind, codec, offset, length, raw length (18 bytes).
 _META = struct.Struct("<IBBIII")
 _BUCKETS = 1 << 16  # the fan-out table: where each 2-byte id prefix starts, as in git's pack index
-# Blocks added since the last merge wait in a dict until they are this many, or a sixteenth of the
+# Blocks added since the last merge wait in a dict until they are this many, or an eighth of the
 # table: each merge copies the table once, so merging stays linear in the blocks added.
 _MERGE_MIN = 1 << 15
 _MERGE_SHARE = 8
