@@ -26,17 +26,17 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from functions import names
+from functions.triggers.answers import respond, serve
 from functions.triggers.openapi import openapi_document
 from shared.core.clock import SystemClock
 from shared.core.errors import BulwarkError, ConfigError, UsageError
-from shared.services.api import Answer, PolicyApi, SessionApi, UnsupportedMediaTypeError, error_answer
+from shared.services.api import PolicyApi, SessionApi, UnsupportedMediaTypeError, error_answer
 from shared.services.messages import ON_DEMAND, SessionRequest
 from shared.telemetry.spans import span
 from shared.wiring import services
@@ -49,23 +49,23 @@ bp = df.Blueprint()
 
 @bp.route(route="policies", methods=["POST"])
 async def create_policy(req: func.HttpRequest) -> func.HttpResponse:
-    return await _serve(lambda: _policies().create(req.get_body(), req.headers.get("Content-Type")))
+    return await serve(lambda: _policies().create(req.get_body(), req.headers.get("Content-Type")))
 
 
 @bp.route(route="policies", methods=["GET"])
 async def list_policies(req: func.HttpRequest) -> func.HttpResponse:
-    return await _serve(lambda: _policies().list_policies(dict(req.params)))
+    return await serve(lambda: _policies().list_policies(dict(req.params)))
 
 
 @bp.route(route="policies/{policy_id}", methods=["GET"])
 async def get_policy(req: func.HttpRequest) -> func.HttpResponse:
-    return await _serve(lambda: _policies().get(req.route_params.get("policy_id", "")))
+    return await serve(lambda: _policies().get(req.route_params.get("policy_id", "")))
 
 
 @bp.route(route="policies/{policy_id}", methods=["PUT"])
 async def update_policy(req: func.HttpRequest) -> func.HttpResponse:
     policy_id = req.route_params.get("policy_id", "")
-    return await _serve(
+    return await serve(
         lambda: _policies().update(
             policy_id, req.get_body(), req.headers.get("Content-Type"), req.headers.get("If-Match")
         )
@@ -75,7 +75,7 @@ async def update_policy(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="policies/{policy_id}", methods=["DELETE"])
 async def delete_policy(req: func.HttpRequest) -> func.HttpResponse:
     policy_id = req.route_params.get("policy_id", "")
-    return await _serve(lambda: _policies().delete(policy_id, req.headers.get("If-Match")))
+    return await serve(lambda: _policies().delete(policy_id, req.headers.get("If-Match")))
 
 
 # -- sessions --------------------------------------------------------------------------------------
@@ -92,9 +92,9 @@ async def run_policy(req: func.HttpRequest, client: df.DurableOrchestrationClien
             raise UsageError("'image_level' must be true or false", hint='send {"image_level": true} or no body')
         plan = await asyncio.to_thread(lambda: services().policies.get_plan(policy_id))
     except BulwarkError as exc:
-        return _respond(error_answer(exc))
+        return respond(error_answer(exc))
     if image_level and not plan.image_level:
-        return _respond(
+        return respond(
             error_answer(
                 UsageError(
                     f"policy '{policy_id}' does not enable image-level backup",
@@ -114,7 +114,7 @@ async def run_policy(req: func.HttpRequest, client: df.DurableOrchestrationClien
 
 @bp.route(route="sessions", methods=["GET"])
 async def list_sessions(req: func.HttpRequest) -> func.HttpResponse:
-    return await _serve(lambda: _sessions().list_sessions(dict(req.params)))
+    return await serve(lambda: _sessions().list_sessions(dict(req.params)))
 
 
 @bp.route(route="sessions/{instance_id}", methods=["GET"])
@@ -133,12 +133,12 @@ async def get_session(req: func.HttpRequest, client: df.DurableOrchestrationClie
             "custom_status": status.custom_status,
             "output": status.output,
         }
-    return await _serve(lambda: _sessions().detail(instance_id, live))
+    return await serve(lambda: _sessions().detail(instance_id, live))
 
 
 @bp.route(route="points", methods=["GET"])
 async def list_points(req: func.HttpRequest) -> func.HttpResponse:
-    return await _serve(lambda: _sessions().points(dict(req.params)))
+    return await serve(lambda: _sessions().points(dict(req.params)))
 
 
 @bp.route(route="openapi.json", methods=["GET"])
@@ -164,28 +164,6 @@ def _policies() -> PolicyApi:
 def _sessions() -> SessionApi:
     built = services()
     return SessionApi(built.catalog, _policies().ids)
-
-
-async def _serve(handle: Callable[[], Answer]) -> func.HttpResponse:
-    """Run ``handle`` off the event loop (storage calls block); errors become their answers."""
-
-    def answer() -> Answer:
-        try:
-            return handle()
-        except BulwarkError as exc:
-            return error_answer(exc)
-
-    return _respond(await asyncio.to_thread(answer))
-
-
-def _respond(answer: Answer) -> func.HttpResponse:
-    text = answer.text()
-    return func.HttpResponse(
-        text,
-        status_code=answer.status,
-        headers=answer.headers,
-        mimetype="application/json" if text is not None else None,
-    )
 
 
 def _body(req: func.HttpRequest) -> dict[str, Any]:

@@ -25,15 +25,16 @@ import asyncio
 import json
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from functions import names
+from functions.triggers.answers import respond, serve
 from shared.core.clock import SystemClock
-from shared.core.errors import BulwarkError, ConfigError, FieldProblem, InvalidDocumentError, PointNotFoundError
+from shared.core.errors import BulwarkError, ConfigError, FieldProblem, InvalidDocumentError
 from shared.services.api import Answer, error_answer, read_json
 from shared.services.browse import read_range
 from shared.services.job_spec import RepositoryRef, SecretRef
@@ -55,7 +56,7 @@ _FIELDS = {"point", "server", "name", "swap_with_original", "confirm", "reposito
 @bp.route(route="points/{point_id}/contents", methods=["GET"])
 async def point_contents(req: func.HttpRequest) -> func.HttpResponse:
     point_id = req.route_params.get("point_id", "")
-    return await _serve(lambda: Answer(200, sql_restore_services().browse.contents(point_id)))
+    return await serve(lambda: Answer(200, sql_restore_services().browse.contents(point_id)))
 
 
 @bp.route(route="points/{point_id}/files", methods=["GET"])
@@ -67,7 +68,7 @@ async def point_files(req: func.HttpRequest) -> func.HttpResponse:
         browse = sql_restore_services().browse
         return Answer(200, browse.list_folder(point_id, params.get("path", ""), params.get("disk")))
 
-    return await _serve(listing)
+    return await serve(listing)
 
 
 @bp.route(route="points/{point_id}/files/download", methods=["GET"])
@@ -108,7 +109,7 @@ async def point_file_download(req: func.HttpRequest) -> func.HttpResponse:
     except _Unsatisfiable as unsatisfiable:
         return func.HttpResponse(status_code=416, headers={"Content-Range": f"bytes */{unsatisfiable.size}"})
     except BulwarkError as exc:
-        return _respond(_error(exc))
+        return respond(error_answer(exc))
 
 
 @bp.route(route="restores/sql", methods=["POST"])
@@ -128,7 +129,7 @@ async def start_sql_restore(req: func.HttpRequest, client: df.DurableOrchestrati
     try:
         request = await asyncio.to_thread(validated)
     except BulwarkError as exc:
-        return _respond(_error(exc))
+        return respond(error_answer(exc))
     attributes = {"bulwark.restore": instance_id, "bulwark.server": request.server_id, "http.route": "restores/sql"}
     with span("POST /api/restores/sql", kind="server", attributes=attributes) as trigger:
         request = replace(request, traceparent=trigger.traceparent)
@@ -251,30 +252,3 @@ def _params(req: func.HttpRequest, allowed: tuple[str, ...]) -> dict[str, str]:
             [FieldProblem(k, "is not a parameter of this request", f"use only {', '.join(allowed)}") for k in unknown],
         )
     return given
-
-
-def _error(exc: BulwarkError) -> Answer:
-    answer = error_answer(exc)
-    if isinstance(exc, PointNotFoundError):
-        return Answer(404, answer.body, answer.headers)
-    return answer
-
-
-async def _serve(handle: Callable[[], Answer]) -> func.HttpResponse:
-    def answer() -> Answer:
-        try:
-            return handle()
-        except BulwarkError as exc:
-            return _error(exc)
-
-    return _respond(await asyncio.to_thread(answer))
-
-
-def _respond(answer: Answer) -> func.HttpResponse:
-    text = answer.text()
-    return func.HttpResponse(
-        text,
-        status_code=answer.status,
-        headers=answer.headers,
-        mimetype="application/json" if text is not None else None,
-    )
