@@ -4,9 +4,10 @@
     BULWARK_JOB='{"version": 1, ...}' python -m shared.worker
 
 This is an edge: it reads the environment (the spec, and the storage credentials ``open_store``
-takes from it, e.g. a managed identity's ``AZURE_CLIENT_ID``), builds the adapters and runs
-:class:`shared.services.image_backup.ImageBackupJob`. Logs go to stderr (the container's log) and
-never hold a secret; the last stdout line is the result as JSON (ids and counts).
+takes from it, e.g. a managed identity's ``AZURE_CLIENT_ID``), builds the adapters and runs the job
+its spec names (image or BACPAC backup, image or BACPAC restore, repository maintenance). Logs go
+to stderr (the container's log) and never hold a secret; the last stdout line is the result as JSON
+(ids and counts).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from shared.azure.bacpac_blobs import BlobBacpacDownloads, BlobBacpacUploads
 from shared.azure.clients import AzureClients
@@ -97,84 +100,70 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         log.error("%s", exc)
         return exc.exit_code
     log.info("job %s (%s, attempt %d): disk %s", spec.job_id, spec.kind, spec.attempt, spec.source.disk_id)
-    clients: AzureClients | None = None
-    status: TableJobStatusStore | None = None
-    try:
-        settings = arm_settings(spec.arm)
-        clients = AzureClients(settings)
-        secrets = SecretResolvers.for_azure(settings, clients.credential)
-        status = TableJobStatusStore.for_reference(spec.status, client_id=settings.managed_identity_client_id)
-        job: ImageBackupJob | BacpacBackupJob | ImageRestoreJob | BacpacRestoreJob
+    workers = max(1, args.workers)
+
+    def build(ready: _Ready) -> Callable[[JobSpec], dict[str, Any]]:
+        repositories = StoreRepositoryOpener(environment, SystemClock())
+        secrets, status, identity = ready.secrets, ready.status, ready.settings.managed_identity_client_id
         if spec.kind == "bacpac-restore":
-            job = BacpacRestoreJob(
+            uploads = BlobBacpacUploads(client_id=identity)
+            return BacpacRestoreJob(
                 secrets=secrets,
-                repositories=StoreRepositoryOpener(environment, SystemClock()),
-                uploads=BlobBacpacUploads(client_id=settings.managed_identity_client_id),
+                repositories=repositories,
+                uploads=uploads,
                 status=status,
                 clock=SystemClock(),
-                workers=max(1, args.workers),
-            )
-        elif spec.kind == "image-restore":
-            job = ImageRestoreJob(
+                workers=workers,
+            ).run
+        if spec.kind == "image-restore":
+            return ImageRestoreJob(
                 secrets=secrets,
-                repositories=StoreRepositoryOpener(environment, SystemClock()),
-                access=clients.compute(),
-                uploads=DiskUploads(clients.data_plane()),
+                repositories=repositories,
+                access=ready.clients.compute(),
+                uploads=DiskUploads(ready.clients.data_plane()),
                 status=status,
                 clock=SystemClock(),
-                workers=2 * max(1, args.workers),  # Put Page waits on the network more than on the CPU
-            )
-        elif spec.kind == "bacpac-backup":
-            job = BacpacBackupJob(
+                workers=2 * workers,  # Put Page waits on the network more than on the CPU
+            ).run
+        if spec.kind == "bacpac-backup":
+            downloads = BlobBacpacDownloads(client_id=identity)
+            return BacpacBackupJob(
                 secrets=secrets,
-                repositories=StoreRepositoryOpener(environment, SystemClock()),
-                downloads=BlobBacpacDownloads(client_id=settings.managed_identity_client_id),
+                repositories=repositories,
+                downloads=downloads,
                 status=status,
                 clock=SystemClock(),
-                workers=max(1, args.workers),
-            )
-        else:
-            job = ImageBackupJob(
-                secrets=secrets,
-                repositories=StoreRepositoryOpener(environment, SystemClock()),
-                access=clients.compute(),
-                sources=ManagedDiskSources(clients.data_plane()),
-                vhds=VhdBlobSources(clients.data_plane()),
-                status=status,
-                clock=SystemClock(),
-                workers=max(1, args.workers),
-            )
-        with job_telemetry(spec, environment) as observe:  # the job's span, under the session's trace
-            result = job.run(spec)
-            observe(result)
-    except BulwarkError as exc:
-        log.error("job %s failed: %s", spec.job_id, exc)
-        return exc.exit_code
-    except Exception as exc:  # the edge: report, never leak a secret, non-zero exit
-        log.error("job %s failed unexpectedly: %s: %s", spec.job_id, type(exc).__name__, redact(str(exc)))
-        return 1
-    finally:
-        if status is not None:
-            status.close()
-        if clients is not None:
-            clients.close()
+                workers=workers,
+            ).run
+        data_plane = ready.clients.data_plane()
+        return ImageBackupJob(
+            secrets=secrets,
+            repositories=repositories,
+            access=ready.clients.compute(),
+            sources=ManagedDiskSources(data_plane),
+            vhds=VhdBlobSources(data_plane),
+            status=status,
+            clock=SystemClock(),
+            workers=workers,
+        ).run
+
+    result = _run_job(spec, environment, build)
+    if isinstance(result, int):
+        return result
     if spec.kind == "bacpac-restore":
         log.info("job %s rebuilt point %s into the staging blob", spec.job_id, result["point_id"])
-        print(json.dumps(result, sort_keys=True))
-        return 0
-    if spec.kind == "image-restore":
+    elif spec.kind == "image-restore":
         log.info("job %s wrote %d bytes into %s", spec.job_id, result["bytes_written"], result["disk_id"])
-        print(json.dumps(result, sort_keys=True))
-        return 0
-    verb = "found its earlier point" if result["reused"] else "saved point"
-    log.info(
-        "job %s %s %s: read %d bytes, stored %d bytes",
-        spec.job_id,
-        verb,
-        result["point_id"],
-        result["bytes_read"],
-        result["bytes_stored"],
-    )
+    else:
+        verb = "found its earlier point" if result["reused"] else "saved point"
+        log.info(
+            "job %s %s %s: read %d bytes, stored %d bytes",
+            spec.job_id,
+            verb,
+            result["point_id"],
+            result["bytes_read"],
+            result["bytes_stored"],
+        )
     print(json.dumps(result, sort_keys=True))
     return 0
 
@@ -182,21 +171,50 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 def run_maintenance(spec: MaintenanceSpec, environment: Mapping[str, str]) -> int:
     """Job kind ``repository-maintenance``: forget the points image retention dropped, then prune."""
     log.info("job %s (%s): %d point(s) of policy %s", spec.job_id, spec.kind, len(spec.forget), spec.policy_id)
+
+    def build(ready: _Ready) -> Callable[[MaintenanceSpec], dict[str, Any]]:
+        repositories = StoreRepositoryOpener(environment, SystemClock())
+        return RepositoryMaintenanceJob(
+            secrets=ready.secrets, repositories=repositories, status=ready.status, clock=SystemClock()
+        ).run
+
+    result = _run_job(spec, environment, build)
+    if isinstance(result, int):
+        return result
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """What every job is built from: the Azure settings its spec names, and what they opened."""
+
+    settings: AzureSettings
+    clients: AzureClients
+    secrets: SecretResolvers
+    status: TableJobStatusStore
+
+
+Spec = TypeVar("Spec", JobSpec, MaintenanceSpec)
+
+
+def _run_job(
+    spec: Spec, environment: Mapping[str, str], build: Callable[[_Ready], Callable[[Spec], dict[str, Any]]]
+) -> dict[str, Any] | int:
+    """Open what the spec's references name, build the job, run it inside its span (under the
+    session's trace) and close what was opened; the job's result, or the exit code of its failure
+    (logged once, redacted)."""
     clients: AzureClients | None = None
     status: TableJobStatusStore | None = None
     try:
         settings = arm_settings(spec.arm)
         clients = AzureClients(settings)
         status = TableJobStatusStore.for_reference(spec.status, client_id=settings.managed_identity_client_id)
-        job = RepositoryMaintenanceJob(
-            secrets=SecretResolvers.for_azure(settings, clients.credential),
-            repositories=StoreRepositoryOpener(environment, SystemClock()),
-            status=status,
-            clock=SystemClock(),
-        )
-        with job_telemetry(spec, environment) as observe:  # the job's span, under the session's trace
-            result = job.run(spec)
+        run = build(_Ready(settings, clients, SecretResolvers.for_azure(settings, clients.credential), status))
+        with job_telemetry(spec, environment) as observe:
+            result = run(spec)
             observe(result)
+        return result
     except BulwarkError as exc:
         log.error("job %s failed: %s", spec.job_id, exc)
         return exc.exit_code
@@ -208,5 +226,3 @@ def run_maintenance(spec: MaintenanceSpec, environment: Mapping[str, str]) -> in
             status.close()
         if clients is not None:
             clients.close()
-    print(json.dumps(result, sort_keys=True))
-    return 0
