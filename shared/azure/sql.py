@@ -259,14 +259,7 @@ class AzureSql:
     def export_database(self, database_id: str, *, destination: BacpacLocation, login: SqlLogin) -> ExportResult:
         """Export to a BACPAC blob through Azure's import/export service; waits for it to finish."""
         parsed = self._own_id(database_id, _DATABASE)
-        body = sm.ExportDatabaseDefinition(
-            storage_key_type=destination.key_type,
-            storage_key=destination.key.reveal(),
-            storage_uri=destination.uri,
-            administrator_login=login.login,
-            administrator_login_password=login.password.reveal(),
-            authentication_type="Sql",
-        )
+        body = _export_body(destination, login)
         try:
             poller = self._client.databases.begin_export(
                 parsed.resource_group, parsed.names[0], parsed.name, body, retry_total=_POST_RETRIES
@@ -280,14 +273,7 @@ class AzureSql:
         """Start an export and return at once (an export can take hours: an activity must not wait
         for it); follow it with ``export_status``. The password and storage key go to Azure only."""
         parsed = self._own_id(database_id, _DATABASE)
-        body = sm.ExportDatabaseDefinition(
-            storage_key_type=destination.key_type,
-            storage_key=destination.key.reveal(),
-            storage_uri=destination.uri,
-            administrator_login=login.login,
-            administrator_login_password=login.password.reveal(),
-            authentication_type="Sql",
-        )
+        body = _export_body(destination, login)
         try:
             # polling=False: the first answer only; cls hands back its raw response beside the result.
             poller = self._client.databases.begin_export(
@@ -464,6 +450,17 @@ def _database_info(database: sm.Database) -> SqlDatabaseInfo:
         is_system="system" in kind.lower() or str(database.name).lower() == "master",
         database_id=str(database.database_id) if database.database_id else None,
         tags=dict(database.tags or {}),
+    )
+
+
+def _export_body(destination: BacpacLocation, login: SqlLogin) -> sm.ExportDatabaseDefinition:
+    return sm.ExportDatabaseDefinition(
+        storage_key_type=destination.key_type,
+        storage_key=destination.key.reveal(),
+        storage_uri=destination.uri,
+        administrator_login=login.login,
+        administrator_login_password=login.password.reveal(),
+        authentication_type="Sql",
     )
 
 
