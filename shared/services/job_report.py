@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from shared.core.clock import Clock, format_time
 from shared.core.errors import (
@@ -34,7 +34,7 @@ from shared.core.errors import (
 )
 from shared.repo.repository import Repository
 
-from .job_spec import JobSpec
+from .job_spec import JobSpec, RepositoryRef
 from .job_status import JobStatus, JobStatusStore
 from .ports import RepositoryOpener, SecretResolver
 
@@ -59,17 +59,28 @@ def is_retryable(exc: BaseException) -> bool:
     return not isinstance(exc, _PERMANENT)
 
 
+class JobAttempt(Protocol):
+    """What reporting needs of a job's spec (:class:`JobSpec`, or the maintenance spec)."""
+
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def repository(self) -> RepositoryRef: ...
+
+
 def run_reported(
-    spec: JobSpec,
+    spec: JobAttempt,
     store: JobStatusStore,
     clock: Clock,
     work: Callable[[JobStatus], dict[str, Any]],
     *,
-    progress_key: str,
+    progress_key: str | None,
 ) -> dict[str, Any]:
     """Run ``work`` as attempt ``spec.attempt`` of the job and record how it went; ``work`` gets the
-    running record (for :class:`JobProgress`), and its result's ``progress_key`` is the final
-    byte count. The result holds ids and counts only: it is stored as it is."""
+    running record (for :class:`JobProgress`), and its result's ``progress_key`` (if any) is the
+    final byte count. The result holds ids and counts only: it is stored as it is."""
     now = format_time(clock.now())
     status = JobStatus(spec.job_id, spec.attempt, "running", now, started=now)
     store.put(status)
@@ -78,9 +89,8 @@ def run_reported(
     except BaseException as exc:
         store.put(failed_status(status, exc, format_time(clock.now())))
         raise
-    store.put(
-        status.with_state("succeeded", format_time(clock.now()), result=result, progress_bytes=result[progress_key])
-    )
+    progress = {} if progress_key is None else {"progress_bytes": result[progress_key]}
+    store.put(status.with_state("succeeded", format_time(clock.now()), result=result, **progress))
     return result
 
 
@@ -94,7 +104,7 @@ def failed_status(status: JobStatus, exc: BaseException, updated: str) -> JobSta
     return status.with_state("failed", updated, error=message, error_code=code, retryable=is_retryable(exc))
 
 
-def open_job_repository(spec: JobSpec, secrets: SecretResolver, repositories: RepositoryOpener) -> Repository:
+def open_job_repository(spec: JobAttempt, secrets: SecretResolver, repositories: RepositoryOpener) -> Repository:
     """The spec's repository, opened with the passphrase its reference resolves to."""
     passphrase = secrets.resolve(spec.repository.passphrase)
     return repositories.open(spec.repository.location, passphrase)

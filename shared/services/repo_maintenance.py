@@ -27,13 +27,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.core.clock import Clock, format_time
-from shared.core.errors import BulwarkError, ConfigError, PointNotFoundError, redact
+from shared.core.clock import Clock
+from shared.core.errors import ConfigError, PointNotFoundError
 from shared.repo.prune import prune_repository
 
-from .image_backup import is_retryable
+from .job_report import open_job_repository, run_reported
 from .job_spec import ArmRef, RepositoryRef, StatusRef
-from .job_status import JobStatus, JobStatusStore
+from .job_status import JobStatusStore
 from .ports import RepositoryOpener, SecretResolver
 
 __all__ = ["MAINTENANCE_KIND", "POLICY_TAG", "MaintenanceSpec", "RepositoryMaintenanceJob", "is_maintenance_spec"]
@@ -147,50 +147,36 @@ class RepositoryMaintenanceJob:
 
     def run(self, spec: MaintenanceSpec) -> dict[str, Any]:
         """Forget, prune, report: the result lists the points forgotten and the prune's counts."""
-        now = format_time(self._clock.now())
-        status = JobStatus(spec.job_id, spec.attempt, "running", now, started=now)
-        self._status.put(status)
-        try:
-            passphrase = self._secrets.resolve(spec.repository.passphrase)
-            repo = self._repositories.open(spec.repository.location, passphrase)
-            del passphrase
-            forgotten: list[str] = []
-            refused: list[str] = []
-            with repo.maintenance_lock() as lock:
-                for point_id in spec.forget:
-                    try:
-                        point = repo.load_point(point_id)
-                    except PointNotFoundError:
-                        forgotten.append(point_id)  # an earlier attempt got this far
-                        continue
-                    if point.tags.get(POLICY_TAG) != spec.policy_id:
-                        log.warning("job %s: point %s is not policy %s's; kept", spec.job_id, point_id, spec.policy_id)
-                        refused.append(point_id)
-                        continue
-                    lock.check()
-                    repo.delete_point(point_id)
-                    forgotten.append(point_id)
-            log.info("job %s: forgot %d point(s) of policy %s", spec.job_id, len(forgotten), spec.policy_id)
-            report = prune_repository(repo)
-            log.info(
-                "job %s: prune deleted %d pack(s), %d bytes%s",
-                spec.job_id,
-                report.packs_deleted,
-                report.bytes_freed,
-                f" ({report.deferred})" if report.deferred else "",
-            )
-        except BulwarkError as exc:
-            self._status.put(
-                status.with_state(
-                    "failed",
-                    format_time(self._clock.now()),
-                    error=redact(str(exc))[:1000],
-                    error_code=exc.code,
-                    retryable=is_retryable(exc),
-                )
-            )
-            raise
-        result: dict[str, Any] = {
+        return run_reported(spec, self._status, self._clock, lambda _: self._work(spec), progress_key=None)
+
+    def _work(self, spec: MaintenanceSpec) -> dict[str, Any]:
+        repo = open_job_repository(spec, self._secrets, self._repositories)
+        forgotten: list[str] = []
+        refused: list[str] = []
+        with repo.maintenance_lock() as lock:
+            for point_id in spec.forget:
+                try:
+                    point = repo.load_point(point_id)
+                except PointNotFoundError:
+                    forgotten.append(point_id)  # an earlier attempt got this far
+                    continue
+                if point.tags.get(POLICY_TAG) != spec.policy_id:
+                    log.warning("job %s: point %s is not policy %s's; kept", spec.job_id, point_id, spec.policy_id)
+                    refused.append(point_id)
+                    continue
+                lock.check()
+                repo.delete_point(point_id)
+                forgotten.append(point_id)
+        log.info("job %s: forgot %d point(s) of policy %s", spec.job_id, len(forgotten), spec.policy_id)
+        report = prune_repository(repo)
+        log.info(
+            "job %s: prune deleted %d pack(s), %d bytes%s",
+            spec.job_id,
+            report.packs_deleted,
+            report.bytes_freed,
+            f" ({report.deferred})" if report.deferred else "",
+        )
+        return {
             "job_id": spec.job_id,
             "forgotten": forgotten,
             "refused": refused,
@@ -198,5 +184,3 @@ class RepositoryMaintenanceJob:
             "bytes_freed": report.bytes_freed,
             "prune_deferred": report.deferred,
         }
-        self._status.put(status.with_state("succeeded", format_time(self._clock.now()), result=result))
-        return result
