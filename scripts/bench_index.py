@@ -50,12 +50,12 @@ def _measure(blocks: int) -> IndexBench:
     from shared.repo.index import Index
     from shared.repo.pack import PackEntry, decode_entries, encode_entries
 
-    def pack(seed: int) -> bytes:
+    def pack() -> bytes:
         return encode_entries(
             [PackEntry(os.urandom(32), 1, 1, i * 800_000, 800_000, 1 << 20) for i in range(_PACK_BLOCKS)]
         )
 
-    packs = [(os.urandom(16).hex(), pack(n)) for n in range(blocks // _PACK_BLOCKS)]
+    packs = [(os.urandom(16).hex(), pack()) for _ in range(blocks // _PACK_BLOCKS)]
     present = [decode_entries(data)[0][0].block_id for _, data in packs[:: max(1, len(packs) // 20_000)]]
     absent = [os.urandom(32) for _ in range(20_000)]
     held_before, peak_before = _resident(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

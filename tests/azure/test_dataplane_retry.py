@@ -8,6 +8,7 @@ from azure.core.exceptions import ServiceRequestError
 from shared.azure.dataplane_retry import DataPlaneRetry, Transient, transient_status
 from shared.core.errors import SourceError
 
+# A made-up SAS: its signature is base64 of "secret-signature", there to prove reasons are redacted.
 SAS = "https://acct.blob.core.windows.net/c/b?sv=2021-08-06&sig=c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
 
 

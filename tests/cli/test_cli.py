@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import filecmp
+import importlib
 import json
 import os
 import random
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.cli.main import FAMILIES, OWNERS
 from shared.storage.location import open_store
 from shared.storage.port import BlobStore
 from tests.support.images import MiB, compressible, make_image, write_at
@@ -358,11 +361,6 @@ def test_prune_while_a_backup_runs_loses_nothing(repo: Path, tmp_path: Path) -> 
 
 
 def test_each_command_loads_only_the_families_that_define_it() -> None:
-    import argparse
-    import importlib
-
-    from shared.cli.main import FAMILIES, OWNERS
-
     defined: dict[str, list[str]] = {}
     for family in FAMILIES:
         parser = argparse.ArgumentParser()

@@ -59,6 +59,7 @@ def test_success_records_running_then_succeeded_with_the_result_and_its_byte_cou
     [
         (WrongKeyError("wrong passphrase"), "wrong passphrase", "wrong_key", False),
         (SourceError("read failed"), "read failed", SourceError.code, True),
+        # a made-up signature (base64 of "secret-signature"): the record must not carry it
         (OSError("disk full, sig=c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"), "OSError: disk full", "unexpected", True),
     ],
 )
