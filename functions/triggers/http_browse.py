@@ -33,6 +33,7 @@ import azure.functions as func
 
 from functions import names
 from functions.triggers.answers import respond, serve
+from shared.config import Settings
 from shared.core.clock import SystemClock
 from shared.core.errors import BulwarkError, ConfigError, FieldProblem, InvalidDocumentError
 from shared.services.api import Answer, error_answer, read_json
@@ -120,8 +121,7 @@ async def start_sql_restore(req: func.HttpRequest, client: df.DurableOrchestrati
 
     def validated() -> SqlRestoreRequest:
         body = read_json(req.get_body(), req.headers.get("Content-Type"), what=_SUBJECT, example=_EXAMPLE)
-        settings = services().settings
-        references = RequestSecrets(settings.key_vault, files=settings.is_local)
+        references = request_secrets(services().settings)
         request = parse_restore_request(body, restore_id=instance_id, stamp=f"{now:%Y%m%d%H%M%S}", secrets=references)
         sql_restore_services().validate.run(request)  # a 4xx now, before anything starts
         return request
@@ -141,6 +141,11 @@ async def start_sql_restore(req: func.HttpRequest, client: df.DurableOrchestrati
     return func.HttpResponse(
         json.dumps(body), status_code=202, headers={"Location": status}, mimetype="application/json"
     )
+
+
+def request_secrets(settings: Settings) -> RequestSecrets:
+    """What a caller may name as a secret here: the app's vault; files only on the local stack."""
+    return RequestSecrets(settings.key_vault, files=settings.is_local)
 
 
 def parse_restore_request(body: object, *, restore_id: str, stamp: str, secrets: RequestSecrets) -> SqlRestoreRequest:

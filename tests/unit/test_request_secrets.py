@@ -3,14 +3,25 @@ only the app's own Key Vault; a SQL restore body is refused field by field other
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from functions.triggers.http_browse import parse_restore_request
+from functions.triggers.http_browse import parse_restore_request, request_secrets
+from shared.config import Settings
 from shared.core.errors import ConfigError, InvalidDocumentError
 from shared.services.job_spec import SecretRef
 from shared.services.request_secrets import RequestSecrets
 
 AZURE = RequestSecrets("kv-bulwark", files=False)
+# What the app reads of a local stack file (the simulator's, without a running simulator).
+LOCAL_STACK = {
+    "subscription_id": "00000000-0000-0000-0000-000000000000",
+    "arm_endpoint": "https://127.0.0.1:1",
+    "ca_bundle": "ca.pem",
+    "storage_connection_string": "UseDevelopmentStorage=true",
+}
 LOCAL = RequestSecrets(None, files=True)
 
 
@@ -58,3 +69,13 @@ def test_a_restore_body_with_file_references_is_refused_in_azure_field_by_field(
     assert fields == {"repository", "login"}
     allowed = parse_restore_request(body, restore_id="r", stamp="20261125", secrets=LOCAL)
     assert allowed.login == SecretRef("file", path="/etc/shadow")
+
+
+def test_the_app_accepts_files_only_when_it_runs_on_the_local_stack(tmp_path: Path) -> None:
+    account = "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=bm90LWEta2V5"  # "not-a-key", made up
+    azure = {"AZURE_SUBSCRIPTION_ID": "0" * 8, "AzureWebJobsStorage": account, "BULWARK_KEY_VAULT": "kv-bulwark"}
+    assert request_secrets(Settings.from_env(azure)) == AZURE
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps(LOCAL_STACK))
+    local = request_secrets(Settings.from_env({"BULWARK_LOCAL_STACK": str(stack)}))
+    assert local.files and local.key_vault is None
